@@ -72,7 +72,8 @@ DATASETS: dict[str, SyntheticDataset] = {
         SyntheticDataset("crsvqa", "CRSVQA", "optical", {c: c for c in _RESISC_CLASSES}, (256, 256), (0.8, 1.2),
                          (("all", 1.0),), 30, "vqa:write_crsvqa"),
         # --- optical detection and grounding ---
-        SyntheticDataset("dota", "DOTA", "optical", {c: c for c in _DETECTION_SCENES}, (1100, 2000), (0.4, 0.8),
+        SyntheticDataset("dota", "DOTA", "optical", {c: c for c in (*_DETECTION_SCENES, "farmland")},
+                         (1100, 2000), (0.4, 0.8),
                          (("train", 0.5), ("val", 0.2), ("test", 0.3)), 8, "dota:write_dota",
                          size_range=True, edge_objects=True),
         SyntheticDataset("dior", "DIOR", "optical", {c: c for c in _DETECTION_SCENES}, (800, 800), (0.5, 1.0),

@@ -1,0 +1,56 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make demo   set up, then materialize the whole Dagster asset graph on the embedded sample corpus
+#   make test   set up, then run the whole test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+export DAGSTER_HOME := $(CURDIR)/.state/dagster
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.state/mlflow/mlflow.db
+
+.PHONY: setup demo test test-fast lint ui sample-data dvc-setup bench clean
+
+setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+
+# torch first, pinned, so nothing can pull a CUDA build; then the project with the exact lock as constraints.
+$(VENV)/.installed: pyproject.toml requirements/lock.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet pip==26.3
+	$(BIN)/pip install --quiet -c requirements/lock.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c requirements/lock.txt -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME) .state/mlflow
+	cp dagster.yaml $@
+
+demo: setup
+	$(BIN)/dagster asset materialize -m pipelines.definitions --select '*'
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+
+ui: setup
+	$(BIN)/dagster dev -w workspace.yaml
+
+sample-data: setup
+	$(BIN)/earthgpt sample-data --out data/sample
+
+# DVC's dependencies conflict with Dagster's (antlr4 runtime), so it lives in its own environment.
+dvc-setup: $(TOOLS)/dvc/bin/dvc
+$(TOOLS)/dvc/bin/dvc:
+	$(PYTHON) -m venv $(TOOLS)/dvc
+	$(TOOLS)/dvc/bin/pip install --quiet dvc==3.67.1 dvc-s3==3.3.0
+
+bench: setup
+	$(BIN)/python bench/generate.py
+
+clean:
+	rm -rf .state data/sample

@@ -1,0 +1,27 @@
+import math
+
+import pytest
+from shapely.geometry import Polygon
+
+from mmrs.geometry import clip_hbb, polygon_area, polygon_hbb, rotated_rect_corners
+
+
+def test_rotated_rect_corners_axis_aligned_heading_east():
+    corners = rotated_rect_corners(10, 20, length=8, width=4, angle=0.0)
+    # front-left, front-right, back-right, back-left; "right" of an east heading is +y (screen down)
+    assert [c for xy in corners for c in xy] == pytest.approx([14, 18, 14, 22, 6, 22, 6, 18])
+
+
+@pytest.mark.parametrize("angle", [0.3, -1.2, 2.5, math.pi])
+def test_rotated_rect_matches_shapely_area_and_is_clockwise_on_screen(angle):
+    corners = rotated_rect_corners(50, 40, length=30, width=12, angle=angle)
+    assert polygon_area(corners) == pytest.approx(360.0)
+    assert Polygon(corners).area == pytest.approx(360.0)
+    # clockwise on screen (y down) == counter-clockwise in a y-up frame: shoelace sum > 0 with y down
+    signed = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1], strict=True))
+    assert signed > 0
+
+
+def test_polygon_hbb_and_clip():
+    assert polygon_hbb([(3, 9), (-2, 4), (7, 1)]) == (-2, 1, 7, 9)
+    assert clip_hbb((-2, 1, 7, 9), width=5, height=8) == (0, 1, 5, 8)
