@@ -50,7 +50,7 @@ class JsonArrayWriter:
     """
 
     def __init__(self) -> None:
-        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed by copy_into)
         self.count = 0
 
     def append(self, item: Any) -> None:
