@@ -72,7 +72,7 @@ DATASETS: dict[str, SyntheticDataset] = {
         SyntheticDataset("crsvqa", "CRSVQA", "optical", {c: c for c in _RESISC_CLASSES}, (256, 256), (0.8, 1.2),
                          (("all", 1.0),), 30, "vqa:write_crsvqa"),
         # --- optical detection and grounding ---
-        SyntheticDataset("dota", "DOTA", "optical", {c: c for c in (*_DETECTION_SCENES, "farmland")},
+        SyntheticDataset("dota", "DOTA", "optical", {c: c for c in ("farmland", *_DETECTION_SCENES)},
                          (1100, 2000), (0.4, 0.8),
                          (("train", 0.5), ("val", 0.2), ("test", 0.3)), 8, "dota:write_dota",
                          size_range=True, edge_objects=True),

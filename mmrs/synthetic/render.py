@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mmrs.imaging import log_stretch_to_uint8
 from mmrs.synthetic.scene import COLOURS_RGB, Scene, SceneObject
 
 Polygon = list[tuple[float, float]]
@@ -236,10 +237,8 @@ def render(scene: Scene) -> np.ndarray:
 
 
 def sar_to_uint8(amplitude: np.ndarray) -> np.ndarray:
-    """SAR amplitude -> 8-bit display image: 20*log10, 1st..99th percentile stretched to 0..255."""
-    db = 20.0 * np.log10(amplitude.astype(np.float64) + 1e-4)
-    lo, hi = np.percentile(db, [1.0, 99.0])
-    return np.clip((db - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).astype(np.uint8)
+    """SAR amplitude -> 8-bit display image (dB, 1-99 percentile stretch; see mmrs.imaging)."""
+    return log_stretch_to_uint8(amplitude)
 
 
 def sar_to_uint16(amplitude: np.ndarray, gain: float = 1000.0) -> np.ndarray:

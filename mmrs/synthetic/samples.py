@@ -93,11 +93,13 @@ class SyntheticDataset:
     split_of: Callable[[int], str] | None = None
 
     def split_pattern(self) -> list[str]:
-        """A cycle of split names with the requested fractions (20 slots)."""
+        """A 20-slot cycle of split names with the requested fractions, interleaved (each slot goes to the
+        split furthest behind its quota) so that even a handful of images reaches every split."""
         pattern: list[str] = []
-        for name, fraction in self.splits:
-            pattern += [name] * int(round(fraction * 20))
-        return pattern or [self.splits[0][0]]
+        for slot in range(1, 21):
+            name, _ = max(self.splits, key=lambda s: s[1] * slot - pattern.count(s[0]))
+            pattern.append(name)
+        return pattern
 
 
 def iter_samples(spec: SyntheticDataset, seed: int, scale: int) -> Iterator[Sample]:

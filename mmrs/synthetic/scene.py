@@ -97,7 +97,7 @@ SCENE_CLASSES: dict[str, SceneRecipe] = {
     "desert": SceneRecipe("sand", {}, urban=False),
     "river": SceneRecipe("river", {"ship": (0, 3)}, urban=False),
     # sensor-specific classes
-    "sea": SceneRecipe("water", {"ship": (1, 5)}, urban=False, sensors=("sar", "infrared")),
+    "sea": SceneRecipe("water", {"ship": (0, 4)}, urban=False, sensors=("sar", "infrared")),
     "street": SceneRecipe(
         "street", {"person": (2, 10), "vehicle": (1, 6), "bicycle": (0, 4), "truck": (0, 1)},
         urban=True, sensors=("infrared",),
