@@ -36,6 +36,32 @@ def _sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat(args: argparse.Namespace) -> int:
+    from models.image_transform import read_image
+    from models.inference import ChatSession, GenerationOptions
+    from models.io import load_model
+    from models.weights import MissingWeightsError
+
+    try:
+        model, tokenizer = load_model(args.model)
+        image = read_image(Path(args.image))
+    except (MissingWeightsError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    options = GenerationOptions(max_new_tokens=args.max_new_tokens, do_sample=args.temperature > 0,
+                                temperature=args.temperature or 1.0)
+    session = ChatSession(model, tokenizer, image, options)
+    if args.prompt:
+        print(session.ask(args.prompt))
+        return 0
+    print("EarthGPT chat: one question per line; an empty line or Ctrl-D ends it.", file=sys.stderr)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        print(session.ask(line.strip()), flush=True)
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -57,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--only", nargs="+", metavar="DATASET", help="generate only these datasets")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=_sample_data)
+
+    chat = commands.add_parser("chat", help="talk with a trained model about one image (multi-turn)")
+    chat.add_argument("--model", required=True, help="saved model folder (local or s3://)")
+    chat.add_argument("--image", required=True, help="image file (RGB, single-channel or 16-bit TIFF)")
+    chat.add_argument("--prompt", help="ask this one question, print the answer and exit")
+    chat.add_argument("--max-new-tokens", type=_positive_int, default=128)
+    chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
+    chat.set_defaults(func=_chat)
     return parser
 
 

@@ -195,7 +195,7 @@ def render_sar(scene: Scene) -> np.ndarray:
         _draw_object(draw, obj, lambda shade, level=level: float(level * shade))
     obj_refl = np.asarray(obj_img, np.float32)
     refl = np.where(obj_refl > 0, obj_refl, refl)
-    for i, obj in enumerate(scene.objects):  # a few strong point scatterers per object
+    for i in range(len(scene.objects)):  # a few strong point scatterers per object
         ys, xs = np.nonzero(object_mask(scene, i))
         if xs.size:
             pick = rng.integers(0, xs.size, size=min(4, xs.size))

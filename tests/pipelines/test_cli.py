@@ -46,3 +46,38 @@ def test_scale_grows_the_corpus_linearly(tmp_path, capsys):
     totals = [line for line in capsys.readouterr().out.splitlines() if "annotation records" in line]
     images = [int(line.split()[0]) for line in totals]
     assert images[1] == 3 * images[0]
+
+
+def _saved_tiny_model(folder: Path) -> Path:
+    import torch
+
+    from models.config import tiny
+    from models.earthgpt import EarthGPT
+    from models.io import save_model
+    from models.tokenization import train_bpe_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = train_bpe_tokenizer(["There are three planes near the runway."] * 10, vocab_size=300)
+    return save_model(EarthGPT(tiny()), tokenizer, folder)
+
+
+def test_chat_one_shot_and_multi_turn(tmp_path, capsys, monkeypatch):
+    import io
+
+    from mmrs.synthetic.corpus import generate_dataset
+
+    model = _saved_tiny_model(tmp_path / "model")
+    generate_dataset("air_sarship_2", tmp_path / "data")  # a 16-bit single-channel SAR TIFF
+    image = next((tmp_path / "data" / "AIR-SARShip-2.0" / "AIR-SARShip-2.0-data").glob("*.tiff"))
+    assert main(["chat", "--model", str(model), "--image", str(image), "--prompt", "How many ships?",
+                 "--max-new-tokens", "5"]) == 0
+    one_shot = capsys.readouterr().out.strip()
+    monkeypatch.setattr("sys.stdin", io.StringIO("How many ships?\nAnd planes?\n\n"))
+    assert main(["chat", "--model", str(model), "--image", str(image), "--max-new-tokens", "5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0] == one_shot
+
+
+def test_chat_missing_model_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["chat", "--model", str(tmp_path / "none"), "--image", "x.png", "--prompt", "hi"]) == 2
+    assert f"{tmp_path / 'none'} does not exist" in capsys.readouterr().err

@@ -1,0 +1,52 @@
+"""All instruction and answer wording, in the paper's own phrasing (Sec. IV and Fig. 3). Nothing else in
+the code base writes prompt text."""
+
+from __future__ import annotations
+
+SHORT_ANSWER = "Answer the question using a single word or phrase."
+
+BOX_KIND = {False: "horizontal bounding boxes", True: "oriented bounding boxes"}
+
+
+def classification_prompt(categories: list[str]) -> str:
+    """Category-to-instruction, with the dataset's reference categories."""
+    return (f"What is the category of this remote sensing image? {SHORT_ANSWER} "
+            f"Reference categories include {', '.join(categories)}.")
+
+
+CAPTION_PROMPT = "Please provide a one-sentence caption for the provided remote sensing image in detail."
+
+
+def vqa_prompt(question: str) -> str:
+    """VQA-to-instruction: the original question plus the short-answer suffix."""
+    return f"{question.strip()} {SHORT_ANSWER}"
+
+
+def detection_prompt(oriented: bool) -> str:
+    """Detect every object (all classes)."""
+    return f"Detect all objects shown in the remote sensing image and describe using {BOX_KIND[oriented]}."
+
+
+def category_detection_prompt(category_plural: str, oriented: bool) -> str:
+    """Referring detection of one category."""
+    return f"Detect all {category_plural} shown in the image and describe using {BOX_KIND[oriented]}."
+
+
+def grounding_prompt(expression: str) -> str:
+    return ("Please provide the horizontal bounding box coordinate of the region which is described as: "
+            f"{expression.strip()}")
+
+
+def region_caption_prompt(box_text: str) -> str:
+    return f"Please provide a short caption for this region in this remote sensing image: {box_text}."
+
+
+def count_question(category_plural: str) -> str:
+    """First half of count-then-detect prompting."""
+    return f"How many {category_plural} are there in the image? {SHORT_ANSWER}"
+
+
+def detection_prompt_with_count(category_plural: str, count: int | None, oriented: bool) -> str:
+    """Second half of count-then-detect: the count as a hint (omitted when it could not be read)."""
+    hint = "" if count is None else f"There are {count} {category_plural} in the image. "
+    return hint + category_detection_prompt(category_plural, oriented)

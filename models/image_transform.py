@@ -1,0 +1,38 @@
+"""The encoders' input: any image file or array -> normalised (3, S, S) float tensor.
+
+Steps: decode (PIL; 16-bit TIFF through tifffile), to RGB uint8 (`mmrs.imaging.to_rgb_uint8`: single
+channel replicated, 16-bit SAR log-stretched), centred pad to square with black, bicubic resize to S,
+scale to [0, 1], normalise with the encoders' mean and std.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+from PIL import Image
+
+from mmrs.imaging import pad_to_square, to_rgb_uint8
+from models.config import EarthGPTConfig
+
+
+def read_image(source: str | Path | bytes) -> np.ndarray:
+    """Decode a file path or encoded bytes to an array, keeping 16-bit depth."""
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return tifffile.imread(io.BytesIO(data))
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image)
+
+
+def preprocess(pixels: np.ndarray, config: EarthGPTConfig) -> torch.Tensor:
+    """(H, W[, C]) image -> (3, S, S) float32, S = config.image_size."""
+    rgb = pad_to_square(to_rgb_uint8(pixels))
+    resized = Image.fromarray(rgb).resize((config.image_size, config.image_size), Image.BICUBIC)
+    tensor = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(config.image_mean).view(3, 1, 1)
+    std = torch.tensor(config.image_std).view(3, 1, 1)
+    return (tensor - mean) / std

@@ -1,0 +1,73 @@
+"""Save and load a trained EarthGPT as one folder, no pickle:
+
+    earthgpt.json        our config + the stage (stage2 | stage3)
+    vit_config.json      the encoders' and the LLM's own HF configs, so loading needs no weight folders
+    cnn_config.json
+    llm_config.json
+    model.safetensors    every tensor of the model (encoders included)
+    tokenizer.json ...   the tokenizer (save_pretrained files)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import ConvNextConfig, ConvNextModel, Dinov2Config, Dinov2Model, LlamaConfig, LlamaForCausalLM
+from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+from models.config import EarthGPTConfig
+from models.earthgpt import EarthGPT
+from models.tokenization import load_tokenizer, save_tokenizer
+from models.vision import VisualPerception
+from models.weights import localize
+
+
+def save_model(model: EarthGPT, tokenizer, folder: str | Path) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"config": model.config.to_dict(), "stage": model.stage}
+    (folder / "earthgpt.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    for name, sub in (("vit", model.vision.vit), ("cnn", model.vision.cnn), ("llm", model.llm)):
+        (folder / f"{name}_config.json").write_text(sub.config.to_json_string(), encoding="utf-8")
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    save_tokenizer(tokenizer, folder)
+    return folder
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu"):
+    """-> (EarthGPT in eval mode, tokenizer). The skeleton is built on the meta device, then the saved
+    tensors are assigned, so a 7B model is not initialised twice."""
+    local = localize(str(folder), "EarthGPT model")
+    meta = json.loads((local / "earthgpt.json").read_text(encoding="utf-8"))
+    config = EarthGPTConfig.from_dict(meta["config"])
+    # the saved folder is self-contained: never reach back to the original weight folders
+    config = dataclasses.replace(
+        config, tokenizer_path=None,
+        vit=dataclasses.replace(config.vit, path=None), cnn=dataclasses.replace(config.cnn, path=None),
+        llm=dataclasses.replace(config.llm, path=None),
+    )
+    hf = {n: json.loads((local / f"{n}_config.json").read_text(encoding="utf-8")) for n in ("vit", "cnn", "llm")}
+    with torch.device("meta"):
+        llm = LlamaForCausalLM(LlamaConfig.from_dict(hf["llm"]))
+        vision = VisualPerception(config, llm.config.hidden_size,
+                                  vit=Dinov2Model(Dinov2Config.from_dict(hf["vit"])),
+                                  cnn=ConvNextModel(ConvNextConfig.from_dict(hf["cnn"])))
+        model = EarthGPT(config, llm=llm, vision=vision)
+        if meta["stage"] == "stage3":
+            model.set_stage("stage3")
+    state = load_file(str(local / "model.safetensors"), device=str(device))
+    model.load_state_dict(state, strict=True, assign=True)
+    # RoPE frequencies are a non-persistent buffer (not saved): recompute them for real
+    model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config).to(device)
+    left_on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left_on_meta:
+        raise RuntimeError(f"tensors not restored from {local}: {left_on_meta[:5]}")
+    model.set_stage(meta["stage"])
+    model.requires_grad_(False)
+    return model.eval(), load_tokenizer(str(local))
+

@@ -1,0 +1,37 @@
+"""Weight folders on local disk or object storage. Nothing is ever fetched from a model hub."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import fsspec
+
+CACHE = Path(os.environ.get("EARTHGPT_WEIGHT_CACHE", Path.home() / ".cache" / "earthgpt" / "weights"))
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A configured weight folder or file does not exist."""
+
+
+def localize(path: str, what: str) -> Path:
+    """A local directory holding `path`'s files: local paths are checked, `s3://...` folders are copied
+    once into the cache (keyed by URI). `what` names the weights in the error message."""
+    if "://" not in path:
+        local = Path(path).expanduser()
+        if not local.exists():
+            raise MissingWeightsError(f"{what} weights not found: {local} does not exist")
+        return local
+    fs, root = fsspec.core.url_to_fs(path)
+    if not fs.exists(root):
+        raise MissingWeightsError(f"{what} weights not found: {path} does not exist")
+    target = CACHE / hashlib.sha256(path.encode()).hexdigest()[:16]
+    if not (target / ".complete").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        if fs.isdir(root):
+            fs.get(root.rstrip("/") + "/", str(target), recursive=True)
+        else:
+            fs.get(root, str(target / Path(root).name))
+        (target / ".complete").touch()
+    return target if fs.isdir(root) else target / Path(root).name

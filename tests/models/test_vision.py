@@ -1,0 +1,128 @@
+import dataclasses
+import re
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import ConvNextModel
+
+from models.config import CNNConfig, ViTConfig, paper, tiny
+from models.vision import VisualPerception, build_cnn, build_vit
+from models.weights import MissingWeightsError
+
+
+@pytest.fixture
+def vision():
+    torch.manual_seed(0)
+    return VisualPerception(tiny(), llm_width=128).eval()
+
+
+def test_tokens_sit_on_the_vit_grid_at_the_llm_width(vision):
+    tokens = vision(torch.randn(2, 3, 64, 64))
+    assert tokens.shape == (2, tiny().num_visual_tokens, 128) == (2, 64, 128)
+
+
+def test_multi_layer_and_multi_scale_features(vision):
+    pixels = torch.randn(1, 3, 64, 64)
+    vit = vision.vit_features(pixels)
+    assert vit.shape == (1, 64, 64 * len(tiny().vit.layers))  # layers 2 and 4, CLS dropped
+    hidden = vision.vit(pixels, output_hidden_states=True).hidden_states
+    torch.testing.assert_close(vit[..., :64], hidden[2][:, 1:])
+    cnn = vision.cnn_features(pixels)
+    assert [t.shape for t in cnn] == [(1, 64, 16), (1, 64, 32), (1, 64, 64)]  # H/4, H/8 pooled; H/16 upsampled
+
+
+def test_single_channel_images_are_replicated_to_rgb(vision):
+    gray = torch.randn(2, 1, 64, 64)
+    torch.testing.assert_close(vision(gray), vision(gray.expand(-1, 3, -1, -1)))
+
+
+def test_encoders_are_frozen_and_stay_in_eval_mode(vision):
+    vision.train()
+    assert not vision.vit.training and not vision.cnn.training
+    assert all(not p.requires_grad for p in [*vision.vit.parameters(), *vision.cnn.parameters()])
+    assert all(p.requires_grad for p in vision.projector.parameters())
+    vision(torch.randn(1, 3, 64, 64)).sum().backward()
+    assert all(p.grad is None for p in vision.vit.parameters())
+
+
+def test_vit_and_cnn_load_from_hf_folders(tmp_path):
+    torch.manual_seed(1)
+    vit, cnn = build_vit(ViTConfig(), 64), build_cnn(CNNConfig())
+    vit.save_pretrained(tmp_path / "dinov2")
+    cnn.save_pretrained(tmp_path / "convnext")
+    vit2 = build_vit(ViTConfig(path=str(tmp_path / "dinov2")), 64)
+    cnn2 = build_cnn(CNNConfig(path=str(tmp_path / "convnext")))
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(vit2(x).last_hidden_state, vit.eval()(x).last_hidden_state)
+    torch.testing.assert_close(cnn2(x).last_hidden_state, cnn.eval()(x).last_hidden_state)
+
+
+# timm / open_clip ConvNeXt trunk naming, written out independently of models.vision
+_HF_TO_TIMM = (
+    (r"^embeddings\.patch_embeddings\.", "stem.0."),
+    (r"^embeddings\.layernorm\.", "stem.1."),
+    (r"^encoder\.stages\.(\d+)\.downsampling_layer\.(\d)\.", r"stages.\1.downsample.\2."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.dwconv\.", r"stages.\1.blocks.\2.conv_dw."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layernorm\.", r"stages.\1.blocks.\2.norm."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.pwconv1\.", r"stages.\1.blocks.\2.mlp.fc1."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.pwconv2\.", r"stages.\1.blocks.\2.mlp.fc2."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layer_scale_parameter$", r"stages.\1.blocks.\2.gamma"),
+)
+
+
+def _hf_to_timm_name(name: str) -> str:
+    for pattern, repl in _HF_TO_TIMM:
+        new, n = re.subn(pattern, repl, name)
+        if n:
+            return new
+    raise KeyError(name)
+
+
+def test_open_clip_convnext_checkpoint_loads_into_the_hf_convnext(tmp_path):
+    torch.manual_seed(2)
+    reference = ConvNextModel(build_cnn(CNNConfig()).config).eval()
+    state = {"visual.trunk." + _hf_to_timm_name(k): v for k, v in reference.state_dict().items()
+             if not k.startswith("layernorm.")}
+    state["visual.trunk.head.norm.weight"] = torch.ones(128)  # heads and the text tower are ignored
+    state["text.token_embedding.weight"] = torch.zeros(4, 4)
+    assert any(k.endswith(".gamma") for k in state) and any(".mlp.fc1." in k for k in state)
+    save_file(state, str(tmp_path / "open_clip_model.safetensors"))
+    loaded = build_cnn(CNNConfig(backend="open_clip", path=str(tmp_path))).eval()
+    x = torch.randn(1, 3, 64, 64)
+    out, ref = loaded(x, output_hidden_states=True), reference(x, output_hidden_states=True)
+    for a, b in zip(out.hidden_states, ref.hidden_states, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_incomplete_open_clip_checkpoint_is_refused(tmp_path):
+    save_file({"visual.trunk.stem.0.weight": torch.zeros(16, 3, 4, 4)}, str(tmp_path / "open_clip_model.safetensors"))
+    with pytest.raises(ValueError, match="lacks ConvNeXt tensors"):
+        build_cnn(CNNConfig(backend="open_clip", path=str(tmp_path)))
+
+
+def test_missing_weight_folder_is_an_error_that_names_it(tmp_path):
+    with pytest.raises(MissingWeightsError, match=str(tmp_path / "nope")):
+        build_vit(ViTConfig(path=str(tmp_path / "nope")), 64)
+
+
+def test_paper_preset_shapes_without_weights(capsys):
+    """DINOv2 ViT-L/14 + CLIP ConvNeXt-L + LLaMA-2-7B width, on the meta device (no memory, no weights)."""
+    config = paper("llama", "dinov2", "convnext")
+    config = dataclasses.replace(config, vit=dataclasses.replace(config.vit, path=None),
+                                 cnn=dataclasses.replace(config.cnn, path=None))
+    with torch.device("meta"):
+        vision = VisualPerception(config, llm_width=4096)
+        pixels = torch.empty(1, 3, 224, 224)
+        vit = vision.vit_features(pixels)
+        cnn = vision.cnn_features(pixels)
+        tokens = vision(pixels)
+    print(f"\npaper preset: image 224x224, ViT-L/14 grid {config.grid}x{config.grid}; "
+          f"ViT layers {config.vit.layers} -> {tuple(vit.shape)}; "
+          f"ConvNeXt-L stages {config.cnn.stages} -> {[tuple(t.shape) for t in cnn]} "
+          f"(each -> {config.cnn.scale_channels} ch); visual tokens {tuple(tokens.shape)}")
+    assert vit.shape == (1, 256, 3 * 1024)
+    assert [t.shape[-1] for t in cnn] == [192, 384, 768]
+    assert tokens.shape == (1, 256, 4096)
+    projector = sum(p.numel() for p in vision.projector.parameters())
+    assert projector == (192 + 384 + 768 + 3) * 512 + (3 * 1024 + 3 * 512 + 1) * 4096
