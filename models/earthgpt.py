@@ -87,11 +87,49 @@ class EarthGPT(nn.Module):
                  max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
                  use_cache: bool = True, eos_token_id: int | None = None, pad_token_id: int | None = None
                  ) -> torch.Tensor:
-        """Continue left-padded prompts (B, T) -> new tokens (B, <= max_new_tokens), stopping at end of turn."""
+        """Continue left-padded prompts (B, T) -> new tokens (B, <= max_new_tokens), stopping at end of turn.
+
+        With the KV cache this is transformers' `generate` on `inputs_embeds`; without it, every step
+        re-runs the whole sequence (the baseline the cache is measured against; HF would cache anyway).
+        """
         embeds, mask = self.embed(pixels, input_ids, attention_mask)
-        sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
         eos = self.llm.config.eos_token_id if eos_token_id is None else eos_token_id
         pad = self.llm.config.pad_token_id if pad_token_id is None else pad_token_id
+        if not use_cache:
+            return self._generate_without_cache(embeds, mask, max_new_tokens, do_sample, temperature, top_p, eos,
+                                                pad)
+        sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
         return self.llm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                 do_sample=do_sample, use_cache=use_cache, eos_token_id=eos, pad_token_id=pad,
+                                 do_sample=do_sample, use_cache=True, eos_token_id=eos, pad_token_id=pad,
                                  **sampling)
+
+    def _generate_without_cache(self, embeds: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
+                                do_sample: bool, temperature: float, top_p: float, eos: int, pad: int
+                                ) -> torch.Tensor:
+        finished = torch.zeros(embeds.shape[0], dtype=torch.bool, device=embeds.device)
+        new_tokens = []
+        for _ in range(max_new_tokens):
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
+            logits = self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                              use_cache=False).logits[:, -1].float()
+            token = _pick(logits, do_sample, temperature, top_p)
+            token = torch.where(finished, torch.full_like(token, pad), token)
+            new_tokens.append(token)
+            finished |= token == eos
+            if finished.all():
+                break
+            embeds = torch.cat([embeds, self.llm.get_input_embeddings()(token)[:, None]], dim=1)
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        return torch.stack(new_tokens, dim=1)
+
+
+def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, top_p: float) -> torch.Tensor:
+    """(B, V) logits -> (B,) next tokens: argmax, or temperature + nucleus (top-p) sampling."""
+    if not do_sample:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    keep = sorted_probs.cumsum(-1) - sorted_probs < top_p  # always keeps the most likely token
+    sorted_probs = sorted_probs * keep
+    choice = torch.multinomial(sorted_probs / sorted_probs.sum(-1, keepdim=True), 1)
+    return order.gather(-1, choice)[:, 0]
