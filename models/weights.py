@@ -8,7 +8,10 @@ from pathlib import Path
 
 import fsspec
 
-CACHE = Path(os.environ.get("EARTHGPT_WEIGHT_CACHE", Path.home() / ".cache" / "earthgpt" / "weights"))
+
+def cache_dir() -> Path:
+    """Where s3:// weight folders are copied: $EARTHGPT_WEIGHT_CACHE or ~/.cache/earthgpt/weights."""
+    return Path(os.environ.get("EARTHGPT_WEIGHT_CACHE", Path.home() / ".cache" / "earthgpt" / "weights"))
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -26,7 +29,7 @@ def localize(path: str, what: str) -> Path:
     fs, root = fsspec.core.url_to_fs(path)
     if not fs.exists(root):
         raise MissingWeightsError(f"{what} weights not found: {path} does not exist")
-    target = CACHE / hashlib.sha256(path.encode()).hexdigest()[:16]
+    target = cache_dir() / hashlib.sha256(path.encode()).hexdigest()[:16]
     if not (target / ".complete").exists():
         target.mkdir(parents=True, exist_ok=True)
         if fs.isdir(root):

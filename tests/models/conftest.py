@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -24,3 +26,33 @@ def tokenizer():
 def model():
     torch.manual_seed(0)
     return EarthGPT(tiny()).eval()
+
+
+# timm / open_clip ConvNeXt trunk naming, written out independently of models.vision
+_HF_TO_TIMM = (
+    (r"^embeddings\.patch_embeddings\.", "stem.0."),
+    (r"^embeddings\.layernorm\.", "stem.1."),
+    (r"^encoder\.stages\.(\d+)\.downsampling_layer\.(\d)\.", r"stages.\1.downsample.\2."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.dwconv\.", r"stages.\1.blocks.\2.conv_dw."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layernorm\.", r"stages.\1.blocks.\2.norm."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.pwconv1\.", r"stages.\1.blocks.\2.mlp.fc1."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.pwconv2\.", r"stages.\1.blocks.\2.mlp.fc2."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layer_scale_parameter$", r"stages.\1.blocks.\2.gamma"),
+)
+
+
+def _hf_to_timm_name(name: str) -> str:
+    for pattern, repl in _HF_TO_TIMM:
+        new, n = re.subn(pattern, repl, name)
+        if n:
+            return new
+    raise KeyError(name)
+
+
+@pytest.fixture
+def open_clip_state():
+    """model -> the state dict an open_clip CLIP-ConvNeXt checkpoint would hold for its trunk."""
+    def convert(model):
+        return {"visual.trunk." + _hf_to_timm_name(k): v for k, v in model.state_dict().items()
+                if not k.startswith("layernorm.")}
+    return convert

@@ -1,5 +1,4 @@
 import dataclasses
-import re
 
 import pytest
 import torch
@@ -58,32 +57,10 @@ def test_vit_and_cnn_load_from_hf_folders(tmp_path):
     torch.testing.assert_close(cnn2(x).last_hidden_state, cnn.eval()(x).last_hidden_state)
 
 
-# timm / open_clip ConvNeXt trunk naming, written out independently of models.vision
-_HF_TO_TIMM = (
-    (r"^embeddings\.patch_embeddings\.", "stem.0."),
-    (r"^embeddings\.layernorm\.", "stem.1."),
-    (r"^encoder\.stages\.(\d+)\.downsampling_layer\.(\d)\.", r"stages.\1.downsample.\2."),
-    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.dwconv\.", r"stages.\1.blocks.\2.conv_dw."),
-    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layernorm\.", r"stages.\1.blocks.\2.norm."),
-    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.pwconv1\.", r"stages.\1.blocks.\2.mlp.fc1."),
-    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.pwconv2\.", r"stages.\1.blocks.\2.mlp.fc2."),
-    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layer_scale_parameter$", r"stages.\1.blocks.\2.gamma"),
-)
-
-
-def _hf_to_timm_name(name: str) -> str:
-    for pattern, repl in _HF_TO_TIMM:
-        new, n = re.subn(pattern, repl, name)
-        if n:
-            return new
-    raise KeyError(name)
-
-
-def test_open_clip_convnext_checkpoint_loads_into_the_hf_convnext(tmp_path):
+def test_open_clip_convnext_checkpoint_loads_into_the_hf_convnext(tmp_path, open_clip_state):
     torch.manual_seed(2)
     reference = ConvNextModel(build_cnn(CNNConfig()).config).eval()
-    state = {"visual.trunk." + _hf_to_timm_name(k): v for k, v in reference.state_dict().items()
-             if not k.startswith("layernorm.")}
+    state = open_clip_state(reference)
     state["visual.trunk.head.norm.weight"] = torch.ones(128)  # heads and the text tower are ignored
     state["text.token_embedding.weight"] = torch.zeros(4, 4)
     assert any(k.endswith(".gamma") for k in state) and any(".mlp.fc1." in k for k in state)
