@@ -61,3 +61,70 @@ def polygon_area(points: Sequence[Point]) -> float:
     for (x0, y0), (x1, y1) in zip(points, [*points[1:], points[0]], strict=True):
         total += x0 * y1 - x1 * y0
     return abs(total) / 2.0
+
+
+# --- MMRS-1M normalisation (datasets.md 1.6; DESIGN "Formatting conventions") ------------------------
+
+
+def square_frame(width: float, height: float) -> tuple[float, float, float]:
+    """(side, pad_x0, pad_y0) of the centred square the image is padded to: pad = int((side - size) / 2)."""
+    side = max(width, height)
+    return side, float(int((side - width) / 2)), float(int((side - height) / 2))
+
+
+def normalize_points(coords: Sequence[float], width: float, height: float) -> list[float]:
+    """Pixel (x, y, x, y, ...) -> [0, 1] coordinates on the padded square (not rounded)."""
+    side, px, py = square_frame(width, height)
+    return [(c + (px if i % 2 == 0 else py)) / side for i, c in enumerate(coords)]
+
+
+def denormalize_points(coords: Sequence[float], width: float, height: float) -> list[float]:
+    """Inverse of normalize_points: [0, 1] padded-square coordinates -> pixels of the image."""
+    side, px, py = square_frame(width, height)
+    return [c * side - (px if i % 2 == 0 else py) for i, c in enumerate(coords)]
+
+
+def order_obb(points: Sequence[Point]) -> list[Point]:
+    """The paper's OBB point order: first the corner closest to the origin, then the other three in
+    ascending order of their angle about it (atan2 in image coordinates, y down)."""
+    first = min(points, key=lambda p: (p[0] ** 2 + p[1] ** 2, p[1], p[0]))
+    rest = [p for p in points if p is not first]
+    rest.sort(key=lambda p: (math.atan2(p[1] - first[1], p[0] - first[0]), (p[0] - first[0]) ** 2))
+    return [first, *rest]
+
+
+def is_degenerate_hbb(box: HBB) -> bool:
+    return box[2] - box[0] <= 0 or box[3] - box[1] <= 0
+
+
+def clip_polygon(points: Sequence[Point], x0: float, y0: float, x1: float, y1: float) -> list[Point] | None:
+    """Clip a quadrilateral to a rectangle. Inside: unchanged. Crossing: the minimum-area rectangle of the
+    visible part (still four corners). Nothing visible or zero area: None."""
+    from shapely.geometry import Polygon, box
+
+    if all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in points):
+        return list(points)
+    visible = Polygon(points).buffer(0).intersection(box(x0, y0, x1, y1))
+    if visible.is_empty or visible.area <= 0:
+        return None
+    rect = visible.minimum_rotated_rectangle
+    return [(float(x), float(y)) for x, y in list(rect.exterior.coords)[:4]]
+
+
+def format_box(coords: Sequence[float]) -> str:
+    """Two decimals, comma-separated, no spaces: '0.12,0.33,0.45,0.67'."""
+    return ",".join(f"{min(max(c, 0.0), 1.0):.2f}" for c in coords)
+
+
+def format_boxes(boxes: Sequence[Sequence[float]]) -> str:
+    """'[x1,y1,x2,y2;x1,y1,x2,y2]' (HBB) or groups of eight (OBB)."""
+    return "[" + ";".join(format_box(b) for b in boxes) + "]"
+
+
+def hbb_iou(a: HBB, b: HBB) -> float:
+    """Continuous IoU (no +1 pixel term)."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = hbb_area(a) + hbb_area(b) - inter
+    return inter / union if union > 0 else 0.0

@@ -50,3 +50,51 @@ def detection_prompt_with_count(category_plural: str, count: int | None, oriente
     """Second half of count-then-detect: the count as a hint (omitted when it could not be read)."""
     hint = "" if count is None else f"There are {count} {category_plural} in the image. "
     return hint + category_detection_prompt(category_plural, oriented)
+
+
+# --- answers ---------------------------------------------------------------------------------------------
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_IRREGULAR = {"person": "people", "people": "people", "aircraft": "aircraft", "sheep": "sheep"}
+
+
+def number_text(n: int) -> str:
+    """Counts as words up to ten, digits above ("There are eight ...", "There are 13 ...")."""
+    return NUMBER_WORDS[n] if 0 <= n <= 10 else str(n)
+
+
+def plural(noun: str) -> str:
+    """English plural of a class name's last word: ship -> ships, bus -> buses, person -> people."""
+    head, _, last = noun.rpartition(" ")
+    lower = last.lower()
+    if lower in _IRREGULAR:
+        word = _IRREGULAR[lower]
+    elif lower.endswith(("s", "x", "z", "ch", "sh")):
+        word = last + "es"
+    elif lower.endswith("y") and lower[-2:-1] not in tuple("aeiou"):
+        word = last[:-1] + "ies"
+    else:
+        word = last + "s"
+    return f"{head} {word}" if head else word
+
+
+def count_noun(n: int, noun: str) -> str:
+    """'one ship', 'two ships', '13 ships'."""
+    return f"{number_text(n)} {noun if n == 1 else plural(noun)}"
+
+
+def detection_answer(groups: list[tuple[str, str]]) -> str:
+    """All objects: groups of (class noun, formatted boxes '[..;..]') in a stable class order."""
+    if not groups:
+        return "There are no objects shown in the image."
+    total = sum(boxes.count(";") + 1 for _, boxes in groups)
+    parts = [f"{count_noun(boxes.count(';') + 1, noun)} {boxes}" for noun, boxes in groups]
+    listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f", and {parts[-1]}"
+    verb = "is" if total == 1 else "are"
+    return f"There {verb} {count_noun(total, 'object')} shown in the image, including {listing}."
+
+
+def category_detection_answer(noun: str, boxes: str) -> str:
+    """Referring detection of one class: 'There are two ships [..;..] in the image.'"""
+    n = boxes.count(";") + 1
+    return f"There {'is' if n == 1 else 'are'} {count_noun(n, noun)} {boxes} in the image."

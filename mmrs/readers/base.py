@@ -55,3 +55,8 @@ class SourceSpec:
     categories: tuple[str, ...] | None = None
     tile: TileSpec | None = None
     evaluation_only: bool = False
+    folder: str | None = None  # top folder name of the official release (default: title), for --all
+
+    @property
+    def release_folder(self) -> str:
+        return self.folder or self.title

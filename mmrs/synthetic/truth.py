@@ -19,13 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmrs.synthetic.scene import OBJECT_KINDS, SCENE_CLASSES, Scene, SceneObject
-
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-
-
-def number_text(n: int) -> str:
-    """Counts as words up to ten, digits above (the MMRS-1M convention)."""
-    return NUMBER_WORDS[n] if 0 <= n <= 10 else str(n)
+from mmrs.templates import number_text
 
 
 def count_phrase(n: int, kind: str) -> str:

@@ -1,0 +1,138 @@
+"""Convert one source (read -> cut -> convert -> shard) and merge sources into MMRS-1M."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import fsspec
+import numpy as np
+from PIL import Image
+
+from mmrs.convert import to_records
+from mmrs.quarantine import Quarantine
+from mmrs.raw import RawSample
+from mmrs.readers.base import SourceSpec
+from mmrs.shards import ShardWriter, atomic_write_bytes, content_hash, join, read_json, write_json
+from mmrs.storage import ImageTooLargeError, SourceRoot
+from mmrs.tiling import crop_tiles, cut
+
+Progress = Callable[[int], None]
+
+
+def _image_size(root: SourceRoot, raw: RawSample) -> tuple[int, int]:
+    if raw.width and raw.height:
+        return raw.width, raw.height
+    return root.image_size(raw.image)
+
+
+def _write_tiles(root: SourceRoot, raw: RawSample, tiles: list, tile_out: str) -> None:
+    """Decode the scene once and write the tiles that do not exist yet."""
+    fs, base = fsspec.core.url_to_fs(tile_out)
+    missing = [(tile, window) for tile, window in tiles if not fs.exists(join(base, tile.image.split("/", 1)[1]))]
+    if not missing:
+        return
+    with root.open(raw.image) as f, Image.open(io.BytesIO(f.read())) as image:
+        pixels = np.asarray(image)
+    by_window = {window: tile for tile, window in missing}
+    for window, png in crop_tiles(pixels, list(by_window)):
+        atomic_write_bytes(join(tile_out, by_window[window].image.split("/", 1)[1]), png)
+
+
+def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progress | None = None,
+                   max_records: int = 50_000) -> dict[str, Any]:
+    """Convert `spec`'s dataset at `raw_url` into shards under out_url/<spec.name>; returns the manifest.
+
+    Bad files and records are skipped into quarantine.jsonl; a missing required file raises (it names it).
+    """
+    root = SourceRoot(raw_url)
+    out = join(out_url, spec.name)
+    writer = ShardWriter(out, max_records=max_records)
+    images: dict[str, int] = {}
+    with fsspec.open(join(out, "quarantine.jsonl"), "w", encoding="utf-8", auto_mkdir=True) as sink:
+        quarantine = Quarantine(spec.name, sink)
+        for raw in spec.reader(root, spec, quarantine):
+            try:
+                width, height = _image_size(root, raw)
+            except (OSError, ImageTooLargeError) as error:
+                quarantine.skip(raw.image, "unreadable image", str(error))
+                continue
+            if spec.tile:
+                tiles = list(cut(raw, width, height, spec.tile))
+                try:
+                    _write_tiles(root, raw, tiles, join(out, "tiles"))
+                except (OSError, ValueError) as error:
+                    quarantine.skip(raw.image, "unreadable image", str(error))
+                    continue
+                parts = [(tile, tile.width, tile.height) for tile, _ in tiles]
+            else:
+                parts = [(raw, width, height)]
+            for sample, w, h in parts:
+                for record in to_records(sample, spec, w, h, quarantine):
+                    writer.write(record)
+                images[sample.split] = images.get(sample.split, 0) + 1
+            if progress:
+                progress(1)
+    shards = writer.close()
+    manifest = {
+        "source": spec.name, "title": spec.title, "modality": spec.modality, "tasks": list(spec.tasks),
+        "raw_root": root.uri(""), "image_root": join(out, "tiles") if spec.tile else root.uri(""),
+        "train_splits": list(spec.train_splits), "evaluation_only": spec.evaluation_only,
+        "paper_samples": spec.paper_samples, "images": images, "counts": writer.counts,
+        "quarantine": quarantine.summary(), "shards": shards, "content_hash": content_hash(shards),
+    }
+    write_json(join(out, "manifest.json"), manifest)
+    return manifest
+
+
+def training_rounds(manifest: dict[str, Any]) -> int:
+    """Conversation rounds in the training splits: the unit of the paper's Table I counts."""
+    rounds = manifest["counts"]["rounds"]
+    return sum(n for split in manifest["train_splits"] for n in rounds.get(split, {}).values())
+
+
+def statistics_table(manifests: Iterable[dict[str, Any]]) -> str:
+    """Markdown table in the shape of Table I: per source, tasks, modality, our training rounds, the paper's."""
+    rows = ["| source | tasks | modality | images | records | training rounds | paper (Table I) |",
+            "|---|---|---|---|---|---|---|"]
+    total = paper_total = 0
+    for m in sorted(manifests, key=lambda m: (m["tasks"][0], m["source"])):
+        records = sum(n for per_task in m["counts"]["records"].values() for n in per_task.values())
+        images = sum(m["images"].values())
+        if m["evaluation_only"]:
+            rows.append(f"| {m['title']} | {', '.join(m['tasks'])} | {m['modality']} | {images:,} | {records:,} "
+                        f"| - | eval only |")
+            continue
+        ours = training_rounds(m)
+        total += ours
+        paper_total += m["paper_samples"] or 0
+        paper = f"{m['paper_samples']:,}" if m["paper_samples"] else "-"
+        rows.append(f"| {m['title']} | {', '.join(m['tasks'])} | {m['modality']} | {images:,} | {records:,} "
+                    f"| {ours:,} | {paper} |")
+    rows.append(f"| **total** | | | | | **{total:,}** | **{paper_total:,}** |")
+    return "\n".join(rows)
+
+
+def build_mmrs_1m(out_url: str, sources: Iterable[str]) -> dict[str, Any]:
+    """Merge converted sources: the training shards of every non-evaluation source, with hashes and totals."""
+    manifests = [read_json(join(out_url, name, "manifest.json")) for name in sources]
+    shards = [{"source": m["source"], "path": f"{m['source']}/{s['path']}", "split": s["split"],
+               "records": s["records"], "rounds": s["rounds"], "sha256": s["sha256"], "modality": m["modality"]}
+              for m in manifests if not m["evaluation_only"] for s in m["shards"] if s["split"] in m["train_splits"]]
+    merged = {
+        "sources": {m["source"]: {"content_hash": m["content_hash"], "image_root": m["image_root"],
+                                  "modality": m["modality"], "tasks": m["tasks"]} for m in manifests},
+        "shards": shards,
+        "records": sum(s["records"] for s in shards),
+        "rounds": sum(s["rounds"] for s in shards),
+        "content_hash": content_hash(shards),
+    }
+    write_json(join(out_url, "mmrs_1m.json"), merged)
+    atomic_write_bytes(join(out_url, "mmrs_1m_stats.md"), (statistics_table(manifests) + "\n").encode())
+    return merged
+
+
+def load_manifest(out_url: str, source: str) -> dict[str, Any]:
+    return read_json(join(out_url, source, "manifest.json"))
+

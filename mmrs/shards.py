@@ -1,0 +1,132 @@
+"""JSON Lines shards, manifests and statistics of converted sources (local paths or s3:// URLs).
+
+Layout under OUT:
+    <source>/<split>-00000.jsonl      records, at most `max_records` per shard
+    <source>/quarantine.jsonl         skipped inputs with reasons
+    <source>/manifest.json            counts, shard hashes, quarantine summary, image root
+    <source>/tiles/*.png              cut tiles of large scenes (tiled sources only)
+    mmrs_1m.json, mmrs_1m_stats.md    the merged manifest and the Table I-style statistics
+
+Every file is written to a temporary name and renamed into place, so a reader never sees half a shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+
+
+def join(url: str, *parts: str) -> str:
+    return posixpath.join(url.rstrip("/"), *parts)
+
+
+def atomic_write_bytes(url: str, data: bytes) -> None:
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, path)
+
+
+def write_json(url: str, document: Any) -> None:
+    atomic_write_bytes(url, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def read_json(url: str) -> Any:
+    with fsspec.open(url, "rb") as f:
+        return json.loads(f.read())
+
+
+@dataclass
+class _OpenShard:
+    split: str
+    index: int
+    tmp_path: str
+    handle: Any
+    digest: Any = field(default_factory=hashlib.sha256)
+    records: int = 0
+    rounds: int = 0
+
+
+class ShardWriter:
+    """Streams records into per-split shards under `out` (the source's output folder)."""
+
+    def __init__(self, out: str, max_records: int = 50_000):
+        self.out = out
+        self.fs, self.base = fsspec.core.url_to_fs(out)
+        self.fs.makedirs(self.base, exist_ok=True)
+        self.max_records = max_records
+        self._open: dict[str, _OpenShard] = {}
+        self._next_index: dict[str, int] = defaultdict(int)
+        self.shards: list[dict[str, Any]] = []
+        self.counts: dict[str, dict[str, dict[str, int]]] = {"records": {}, "rounds": {}}
+
+    def write(self, record: dict[str, Any]) -> None:
+        split = record["split"]
+        shard = self._open.get(split) or self._start(split)
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        shard.handle.write(line)
+        shard.digest.update(line)
+        rounds = len(record["conversations"]) // 2
+        shard.records += 1
+        shard.rounds += rounds
+        for kind, n in (("records", 1), ("rounds", rounds)):
+            per_task = self.counts[kind].setdefault(split, {})
+            per_task[record["task"]] = per_task.get(record["task"], 0) + n
+        if shard.records >= self.max_records:
+            self._finish(split)
+
+    def _start(self, split: str) -> _OpenShard:
+        index = self._next_index[split]
+        self._next_index[split] += 1
+        tmp = posixpath.join(self.base, f".{split}-{index:05d}.jsonl.tmp-{uuid.uuid4().hex[:8]}")
+        shard = _OpenShard(split, index, tmp, self.fs.open(tmp, "wb"))
+        self._open[split] = shard
+        return shard
+
+    def _finish(self, split: str) -> None:
+        shard = self._open.pop(split)
+        shard.handle.close()
+        name = f"{split}-{shard.index:05d}.jsonl"
+        self.fs.mv(shard.tmp_path, posixpath.join(self.base, name))
+        self.shards.append({"path": name, "split": split, "records": shard.records, "rounds": shard.rounds,
+                            "sha256": shard.digest.hexdigest()})
+
+    def close(self) -> list[dict[str, Any]]:
+        for split in list(self._open):
+            self._finish(split)
+        self.shards.sort(key=lambda s: s["path"])
+        return self.shards
+
+
+def content_hash(shards: list[dict[str, Any]]) -> str:
+    """One hash over the shards' hashes (order-independent of writing, stable for the same content)."""
+    digest = hashlib.sha256()
+    for shard in sorted(shards, key=lambda s: s["path"]):
+        digest.update(f"{shard['path']}:{shard['sha256']}\n".encode())
+    return digest.hexdigest()
+
+
+def iter_records(url: str) -> Iterator[dict[str, Any]]:
+    """Records of one shard file, streamed."""
+    with fsspec.open(url, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def iter_source_records(source_out: str, splits: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
+    """All records of a converted source (optionally only some splits), shard by shard in name order."""
+    manifest = read_json(join(source_out, "manifest.json"))
+    for shard in manifest["shards"]:
+        if splits is None or shard["split"] in splits:
+            yield from iter_records(join(source_out, shard["path"]))

@@ -1,0 +1,101 @@
+"""convert_source / build_mmrs_1m with a stub reader: shards, manifests, quarantine, tiles, s3."""
+
+import json
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmrs.build import build_mmrs_1m, convert_source
+from mmrs.raw import Box, RawSample
+from mmrs.readers.base import SourceSpec, TileSpec
+from mmrs.shards import iter_source_records
+from mmrs.storage import MissingFileError
+
+
+def _reader(root, spec, quarantine):
+    root.require("labels.json", "annotation file")
+    labels = json.loads(root.read_text("labels.json"))
+    for key, item in sorted(labels.items()):
+        if "boxes" not in item:
+            quarantine.skip("labels.json", "no boxes", item)
+            continue
+        yield RawSample(spec.name, item["split"], key, f"images/{key}.png", spec.modality,
+                        objects=[Box("ship", hbb=tuple(b)) for b in item["boxes"]])
+
+
+def _spec(name="toy", tile=None, evaluation_only=False):
+    return SourceSpec(name=name, title=name.upper(), tasks=("detection_hbb",), modality="sar", reader=_reader,
+                      paper_samples=100, tile=tile, evaluation_only=evaluation_only)
+
+
+def _dataset(root: Path, size=(300, 200)):
+    (root / "images").mkdir(parents=True)
+    labels = {"a": {"split": "train", "boxes": [[10, 10, 50, 40]]}, "b": {"split": "test", "boxes": []},
+              "c": {"split": "train"}, "d": {"split": "train", "boxes": [[0, 0, 5, 5]]}}
+    for key in ("a", "b", "c"):
+        Image.fromarray(np.full((size[1], size[0]), 80, np.uint8)).save(root / "images" / f"{key}.png")
+    (root / "labels.json").write_text(json.dumps(labels))
+    return root
+
+
+def test_shards_manifest_and_quarantine(tmp_path):
+    raw = _dataset(tmp_path / "raw")
+    manifest = convert_source(_spec(), str(raw), str(tmp_path / "out"), max_records=1)
+    out = tmp_path / "out" / "toy"
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "quarantine.jsonl", "test-00000.jsonl",
+                                                     "train-00000.jsonl"]
+    assert [s["records"] for s in manifest["shards"]] == [1, 1]
+    assert manifest["images"] == {"train": 1, "test": 1}
+    assert manifest["quarantine"]["skipped"] == {"no boxes": 1, "unreadable image": 1}
+    entries = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
+    assert {e["reason"] for e in entries} == {"no boxes", "unreadable image"}
+    assert any("images/d.png" in e["path"] for e in entries)
+    records = list(iter_source_records(str(out)))
+    assert [r["id"] for r in records] == ["toy/test/b/detection_hbb", "toy/train/a/detection_hbb"]
+    again = convert_source(_spec(), str(raw), str(tmp_path / "out2"), max_records=1)
+    assert again["content_hash"] == manifest["content_hash"]  # same input, same bytes
+
+
+def test_missing_required_file_names_it(tmp_path):
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(MissingFileError, match="labels.json"):
+        convert_source(_spec(), str(tmp_path / "raw"), str(tmp_path / "out"))
+
+
+def test_tiles_are_written_once(tmp_path):
+    raw = _dataset(tmp_path / "raw", size=(1500, 1100))
+    spec = _spec(tile=TileSpec(size=1024, overlap=200))
+    manifest = convert_source(spec, str(raw), str(tmp_path / "out"))
+    tiles = sorted((tmp_path / "out" / "toy" / "tiles").iterdir())
+    assert [t.name for t in tiles][:2] == ["a__1024__0___0.png", "a__1024__0___76.png"]
+    assert len(tiles) == 2 * 4 and manifest["image_root"].endswith("toy/tiles")
+    stamps = {t.name: t.stat().st_mtime_ns for t in tiles}
+    convert_source(spec, str(raw), str(tmp_path / "out"))
+    assert {t.name: t.stat().st_mtime_ns for t in tiles} == stamps
+
+
+def test_mmrs_1m_merges_training_shards_and_renders_table_i(tmp_path):
+    raw = _dataset(tmp_path / "raw")
+    convert_source(_spec("toy"), str(raw), str(tmp_path / "out"))
+    convert_source(_spec("bench", evaluation_only=True), str(raw), str(tmp_path / "out"))
+    merged = build_mmrs_1m(str(tmp_path / "out"), ["toy", "bench"])
+    assert [s["path"] for s in merged["shards"]] == ["toy/train-00000.jsonl"]
+    assert merged["records"] == 1 and merged["rounds"] == 2
+    table = (tmp_path / "out" / "mmrs_1m_stats.md").read_text()
+    assert "| TOY | detection_hbb | sar | 2 | 2 | 2 | 100 |" in table
+    assert "eval only" in table
+
+
+def test_raw_and_output_on_s3(tmp_path, s3_bucket):
+    raw = _dataset(tmp_path / "raw")
+    fs = fsspec.filesystem("s3")
+    fs.put(str(raw), f"{s3_bucket}/raw/toy", recursive=True)
+    manifest = convert_source(_spec(), f"s3://{s3_bucket}/raw/toy", f"s3://{s3_bucket}/mmrs")
+    local = convert_source(_spec(), str(raw), str(tmp_path / "out"))
+    assert manifest["content_hash"] == local["content_hash"]
+    names = sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{s3_bucket}/mmrs/toy"))
+    assert names == ["manifest.json", "quarantine.jsonl", "test-00000.jsonl", "train-00000.jsonl"]
+    assert manifest["raw_root"] == f"s3://{s3_bucket}/raw/toy"

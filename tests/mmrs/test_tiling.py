@@ -1,0 +1,55 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmrs.raw import Box, RawSample
+from mmrs.readers.base import TileSpec
+from mmrs.tiling import crop_tiles, cut, encode_png, tile_key, windows
+
+SPEC = TileSpec(size=1024, overlap=200, min_visible=0.7)
+
+
+def test_windows_cover_the_scene_with_full_size_tiles_ending_at_the_border():
+    wins = windows(2000, 1500, SPEC)
+    assert [w[:2] for w in wins] == [(0, 0), (824, 0), (976, 0), (0, 476), (824, 476), (976, 476)]
+    assert all(w[2] - w[0] == 1024 and w[3] - w[1] == 1024 for w in wins)
+    assert windows(800, 600, SPEC) == [(0, 0, 800, 600)]  # small images: one tile, the image itself
+
+
+def test_objects_kept_by_visible_fraction_clipped_and_shifted():
+    raw = RawSample("dota", "train", "P0001", "images/P0001.png", "optical", objects=[
+        Box("plane", obb=(100, 100, 200, 100, 200, 150, 100, 150)),  # only in x-tiles starting at 0
+        Box("ship", hbb=(1000, 10, 1100, 30)),  # crosses x = 1024: 24 % in tile 0, all in tile 824
+    ])
+    tiles = {w[:2]: t for t, w in cut(raw, 2000, 1500, SPEC)}
+    first = tiles[(0, 0)]
+    assert first.key == tile_key("P0001", 1024, (0, 0, 1024, 1024)) == "P0001__1024__0___0"
+    assert first.image == "tiles/P0001__1024__0___0.png" and (first.width, first.height) == (1024, 1024)
+    assert [b.label for b in first.objects] == ["plane"]
+    ship = tiles[(824, 0)].objects[0]
+    assert ship.label == "ship" and ship.hbb == pytest.approx((176, 10, 276, 30))
+    assert [b.label for b in tiles[(976, 0)].objects] == ["ship"]  # 100 % visible there too
+    assert tiles[(0, 476)].objects == []  # kept as a negative tile
+
+
+def test_partly_visible_object_is_clipped_to_the_tile():
+    raw = RawSample("dota", "train", "P2", "images/P2.png", "optical",
+                    objects=[Box("ship", hbb=(1000, 10, 1020, 30)), Box("ship", hbb=(1010, 50, 1034, 70))])
+    (first, _), *_ = list(cut(raw, 1100, 1024, TileSpec(size=1024, overlap=0, min_visible=0.5)))
+    assert [b.hbb for b in first.objects] == [(1000, 10, 1020, 30), (1010, 50, 1024, 70)]
+
+
+def test_cropping_a_decoded_scene_equals_crop_and_save_of_the_file(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 255, size=(1500, 2000, 3), dtype=np.uint8)
+    path = tmp_path / "scene.png"
+    Image.fromarray(pixels).save(path)
+    wins = windows(2000, 1500, SPEC)
+    ours = dict(crop_tiles(np.asarray(Image.open(path)), wins))
+    for window in wins:
+        with Image.open(path) as image:  # the straightforward baseline: reopen, crop, save
+            baseline = encode_png(np.asarray(image.crop(window)))
+        assert ours[window] == baseline
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(ours[window]))),
+                              pixels[window[1]:window[3], window[0]:window[2]])
