@@ -52,7 +52,8 @@ class SourceRoot:
         self.base = self.base.rstrip("/")
 
     def path(self, rel: str) -> str:
-        return posixpath.join(self.base, rel) if rel else self.base
+        """Full path of `rel`; '..' segments are resolved (RSIVQA points into sibling releases)."""
+        return posixpath.normpath(posixpath.join(self.base, rel)) if rel else self.base
 
     def uri(self, rel: str) -> str:
         """Full URL of a relative path (for messages and for opening from other processes)."""

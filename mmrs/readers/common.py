@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from mmrs.quarantine import Quarantine
+from mmrs.storage import SourceRoot
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 HIDDEN = (".DS_Store", "Thumbs.db")
@@ -60,3 +66,21 @@ def hash_split(key: str, fractions: Mapping[str, float]) -> str:
         if point < edge:
             return name
     return next(reversed(fractions))
+
+
+def stem(filename: str) -> str:
+    return posixpath.splitext(posixpath.basename(filename))[0]
+
+
+def first_existing(root: SourceRoot, candidates: Sequence[str]) -> str:
+    """The first candidate folder that exists, else the first one (the converter reports missing images)."""
+    return next((c for c in candidates if root.isdir(c)), candidates[0])
+
+
+def load_json(root: SourceRoot, rel: str, quarantine: Quarantine) -> Any:
+    """Parsed JSON, or None (quarantined as "invalid json") when it does not parse."""
+    try:
+        return json.loads(root.read_text(rel))
+    except ValueError as error:
+        quarantine.skip(rel, "invalid json", str(error))
+        return None
