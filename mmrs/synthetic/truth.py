@@ -109,36 +109,50 @@ def _kinds_for_questions(scene: Scene) -> list[str]:
     return kinds
 
 
+def _candidates(scene: Scene, qtype: str, kinds: list[str]) -> list[QA]:
+    """Every distinct question of one type about the scene, with its answer."""
+    def plural(kind: str) -> str:
+        return OBJECT_KINDS[kind].plural
+
+    if qtype == "presence":
+        return [QA(f"Is there a {k.replace('_', ' ')} in the image?", "yes" if scene.count(k) else "no", qtype)
+                for k in kinds]
+    if qtype == "count":
+        return [QA(f"How many {plural(k)} are there?", str(scene.count(k)), qtype) for k in kinds]
+    if qtype == "comp":
+        return [QA(f"Are there more {plural(a)} than {plural(b)}?",
+                   "yes" if scene.count(a) > scene.count(b) else "no", qtype) for a in kinds for b in kinds if a != b]
+    if qtype == "rural_urban":
+        return [QA("Is it a rural or an urban area?", "urban" if scene.urban else "rural", qtype)]
+    if qtype == "area":
+        return [QA(f"What is the area covered by {plural(k)}?",
+                   f"{int(round(sum(o.area_px for o in scene.objects if o.kind == k) * scene.gsd**2))}m2", qtype)
+                for k in kinds]
+    if qtype == "scene":
+        return [QA("What is the main scene in this image?", scene_name(scene.scene_class), qtype)]
+    if qtype == "count_left":
+        return [QA(f"How many {plural(k)} are on the left side of the image?",
+                   str(sum(1 for o in scene.objects if o.kind == k and o.cx < scene.width / 2)), qtype) for k in kinds]
+    raise ValueError(f"unknown question type {qtype!r}")
+
+
 def vqa_pairs(scene: Scene, rng: np.random.Generator, types: tuple[str, ...], per_type: int = 1) -> list[QA]:
-    """Question-answer pairs of the requested types, answers computed from the scene."""
+    """Up to `per_type` distinct questions of each type, drawn without replacement; answers from the scene.
+
+    Yes/no types alternate yes and no answers while both remain, so the answers stay balanced even when
+    few kinds are present."""
     kinds = _kinds_for_questions(scene)
-    present = [k for k in kinds if scene.count(k)]
     out: list[QA] = []
     for qtype in types:
-        for _ in range(per_type):
-            # ask about a present kind half of the time so yes/no answers are balanced
-            kind = str(rng.choice(present)) if present and rng.random() < 0.5 else str(rng.choice(kinds))
-            name, plural = OBJECT_KINDS[kind].name.replace("_", " "), OBJECT_KINDS[kind].plural
-            if qtype == "presence":
-                out.append(QA(f"Is there a {name} in the image?", "yes" if scene.count(kind) else "no", qtype))
-            elif qtype == "count":
-                out.append(QA(f"How many {plural} are there?", str(scene.count(kind)), qtype))
-            elif qtype == "comp":
-                other = str(rng.choice([k for k in kinds if k != kind]))
-                answer = "yes" if scene.count(kind) > scene.count(other) else "no"
-                out.append(QA(f"Are there more {plural} than {OBJECT_KINDS[other].plural}?", answer, qtype))
-            elif qtype == "rural_urban":
-                out.append(QA("Is it a rural or an urban area?", "urban" if scene.urban else "rural", qtype))
-            elif qtype == "area":
-                area_m2 = sum(o.area_px for o in scene.objects if o.kind == kind) * scene.gsd**2
-                out.append(QA(f"What is the area covered by {plural}?", f"{int(round(area_m2))}m2", qtype))
-            elif qtype == "scene":
-                out.append(QA("What is the main scene in this image?", scene_name(scene.scene_class), qtype))
-            elif qtype == "count_left":
-                left = sum(1 for o in scene.objects if o.kind == kind and o.cx < scene.width / 2)
-                out.append(QA(f"How many {plural} are on the left side of the image?", str(left), qtype))
-            else:
-                raise ValueError(f"unknown question type {qtype!r}")
+        pool = _candidates(scene, qtype, kinds)
+        candidates = [pool[i] for i in rng.permutation(len(pool))]
+        yes = [c for c in candidates if c.answer == "yes"]
+        no = [c for c in candidates if c.answer == "no"]
+        if yes and no:
+            interleaved = [q for pair in zip(yes, no, strict=False) for q in pair]
+            longer = yes if len(yes) > len(no) else no
+            candidates = interleaved + longer[min(len(yes), len(no)):]
+        out += candidates[:per_type]
     return out
 
 

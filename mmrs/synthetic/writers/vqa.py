@@ -39,8 +39,8 @@ class RsvqaLayout:
     per_type: int  # questions per type and image
 
 
-LR_LAYOUT = RsvqaLayout("LR", "Images_LR", "Sentinel-2", ("presence", "comp", "count", "rural_urban"), 2)
-HR_LAYOUT = RsvqaLayout("USGS", "Data", "USGS HRO", ("presence", "comp", "count", "area"), 2)
+LR_LAYOUT = RsvqaLayout("LR", "Images_LR", "Sentinel-2", ("presence", "comp", "count", "rural_urban"), 12)
+HR_LAYOUT = RsvqaLayout("USGS", "Data", "USGS HRO", ("presence", "comp", "count", "area"), 12)
 
 
 class _SplitTrio:

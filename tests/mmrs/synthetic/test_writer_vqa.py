@@ -23,7 +23,7 @@ ANSWER_KEYS = {"id", "date_added", "question_id", "people_id", "answer", "active
 # dataset -> (json prefix, image folder, question types); the generator asks two questions per type
 RSVQA = {"rsvqa_lr": ("LR", "Images_LR", ("presence", "comp", "count", "rural_urban")),
          "rsvqa_hr": ("USGS", "Data", ("presence", "comp", "count", "area"))}
-PER_TYPE = 2
+PER_TYPE = 12
 CRSVQA_TYPES = ("scene", "count_left", "presence")
 
 
