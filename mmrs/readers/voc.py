@@ -50,15 +50,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from defusedxml import DefusedXmlException
-from defusedxml import ElementTree as SafeET
-
 from mmrs.geometry import hbb_iou, polygon_hbb, rotated_rect_corners
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
 from mmrs.readers.common import ClassMap, hash_split, is_image, parse_number
-from mmrs.storage import MissingFileError, SourceRoot, decode_text
+from mmrs.storage import MissingFileError, SourceRoot
+from mmrs.storage import parse_xml as storage_parse_xml
 
 Element = Any  # xml.etree element (parsed through defusedxml)
 
@@ -80,20 +78,11 @@ class BadObject(ValueError):
 # --- xml and folder helpers (shared with dior_rsvg) -------------------------------------------------
 
 def parse_xml(data: bytes) -> Element | None:
-    """Parsed root of VOC xml bytes (defusedxml), None for an empty file. Bytes expat cannot decode (GBK, with
-    or without a declaration) are decoded by the datasets.md 1.1 rules and parsed as text. Raises one of
-    XML_ERRORS on anything malformed (entity or DTD tricks included)."""
+    """Parsed root of VOC xml bytes, None for an empty file; raises one of XML_ERRORS on malformed input
+    (entity or DTD tricks included). See mmrs.storage.parse_xml for encodings and safety."""
     if not data.strip():
         return None
-    try:
-        return SafeET.fromstring(data)
-    except DefusedXmlException:
-        raise
-    except XML_ERRORS:  # ValueError: "multi-byte encodings are not supported"
-        text = _DECLARATION.sub("", decode_text(data), count=1)
-        if not text.strip():
-            return None
-        return SafeET.fromstring(text)
+    return storage_parse_xml(data)
 
 
 def xml_size(doc: Element) -> tuple[int | None, int | None]:
