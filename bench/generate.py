@@ -17,9 +17,9 @@ import tempfile
 _CHILD = """
 import json, resource, sys, time
 from mmrs.synthetic.corpus import generate_corpus
-out, scale, names = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+out, scale, names, workers = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
 start = time.perf_counter()
-reports = generate_corpus(out, seed=0, scale=scale, names=names or None)
+reports = list(generate_corpus(out, seed=0, scale=scale, names=names or None, workers=workers))
 print(json.dumps({
     "scale": scale,
     "seconds": time.perf_counter() - start,
@@ -30,9 +30,9 @@ print(json.dumps({
 """
 
 
-def run(scale: int, names: list[str]) -> dict:
+def run(scale: int, names: list[str], workers: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, out, str(scale), json.dumps(names)],
+        proc = subprocess.run([sys.executable, "-c", _CHILD, out, str(scale), json.dumps(names), str(workers)],
                               capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -41,8 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs=2, default=[1, 4])
     parser.add_argument("--only", nargs="*", default=[])
+    parser.add_argument("--workers", type=int, default=1, help="datasets generated in parallel")
     args = parser.parse_args()
-    rows = [run(scale, args.only) for scale in args.scales]
+    rows = [run(scale, args.only, args.workers) for scale in args.scales]
     print(f"{'scale':>5} {'images':>7} {'records':>8} {'seconds':>8} {'images/s':>9} {'records/s':>10} {'peak MiB':>9}")
     for r in rows:
         print(f"{r['scale']:>5} {r['images']:>7} {r['records']:>8} {r['seconds']:>8.1f} "

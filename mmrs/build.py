@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import fsspec
@@ -40,6 +41,18 @@ def _write_tiles(root: SourceRoot, raw: RawSample, tiles: list, tile_out: str) -
         atomic_write_bytes(join(tile_out, by_window[window].image.split("/", 1)[1]), png)
 
 
+def annotation_count(raw: RawSample) -> int:
+    """Annotation units of one image: a class label, captions, QA pairs, objects, referring expressions."""
+    return (raw.label is not None) + len(raw.captions) + len(raw.qa) + len(raw.objects) + len(raw.referrals)
+
+
+def _collect_categories(spec: SourceSpec, root: SourceRoot) -> tuple[str, ...]:
+    """Class list of a classification set that does not publish one (FGSCR-42): every label its reader
+    yields, sorted. A counting-only first pass; its quarantine entries are not kept (the real pass reports)."""
+    labels = {raw.label for raw in spec.reader(root, spec, Quarantine(spec.name)) if raw.label is not None}
+    return tuple(sorted(labels))
+
+
 def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progress | None = None,
                    max_records: int = 50_000) -> dict[str, Any]:
     """Convert `spec`'s dataset at `raw_url` into shards under out_url/<spec.name>; returns the manifest.
@@ -48,11 +61,15 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
     """
     root = SourceRoot(raw_url)
     out = join(out_url, spec.name)
+    if "classification" in spec.tasks and not spec.categories:
+        spec = replace(spec, categories=_collect_categories(spec, root))
     writer = ShardWriter(out, max_records=max_records)
     images: dict[str, int] = {}
+    annotations = 0
     with fsspec.open(join(out, "quarantine.jsonl"), "w", encoding="utf-8", auto_mkdir=True) as sink:
         quarantine = Quarantine(spec.name, sink)
         for raw in spec.reader(root, spec, quarantine):
+            annotations += annotation_count(raw)
             try:
                 width, height = _image_size(root, raw)
             except (OSError, ImageTooLargeError) as error:
@@ -79,7 +96,7 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
         "source": spec.name, "title": spec.title, "modality": spec.modality, "tasks": list(spec.tasks),
         "raw_root": root.uri(""), "image_root": join(out, "tiles") if spec.tile else root.uri(""),
         "train_splits": list(spec.train_splits), "evaluation_only": spec.evaluation_only,
-        "paper_samples": spec.paper_samples, "images": images, "counts": writer.counts,
+        "paper_samples": spec.paper_samples, "images": images, "annotations": annotations, "counts": writer.counts,
         "quarantine": quarantine.summary(), "shards": shards, "content_hash": content_hash(shards),
     }
     write_json(join(out, "manifest.json"), manifest)

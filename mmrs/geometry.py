@@ -99,7 +99,8 @@ def is_degenerate_hbb(box: HBB) -> bool:
 
 def clip_polygon(points: Sequence[Point], x0: float, y0: float, x1: float, y1: float) -> list[Point] | None:
     """Clip a quadrilateral to a rectangle. Inside: unchanged. Crossing: the minimum-area rectangle of the
-    visible part (still four corners). Nothing visible or zero area: None."""
+    visible part (still four corners), its corners clamped to the rectangle (a rotated rectangle around a
+    cut polygon can poke out by a little). Nothing visible or zero area: None."""
     from shapely.geometry import Polygon, box
 
     if all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in points):
@@ -108,7 +109,7 @@ def clip_polygon(points: Sequence[Point], x0: float, y0: float, x1: float, y1: f
     if visible.is_empty or visible.area <= 0:
         return None
     rect = visible.minimum_rotated_rectangle
-    return [(float(x), float(y)) for x, y in list(rect.exterior.coords)[:4]]
+    return [(min(max(float(x), x0), x1), min(max(float(y), y0), y1)) for x, y in list(rect.exterior.coords)[:4]]
 
 
 def format_box(coords: Sequence[float]) -> str:

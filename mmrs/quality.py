@@ -4,7 +4,7 @@
 - coordinates: every normalised box in targets and every box written in answers lies in [0, 1];
 - duplicates: record ids are unique;
 - leakage: no image appears both in a training split and in an evaluation split;
-- quarantine rate: skipped inputs / (records + skipped inputs).
+- quarantine rate: skipped inputs / (annotation units read + skipped inputs).
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ class QualityReport:
     duplicate_ids: Finding = field(default_factory=Finding)
     leaked_images: Finding = field(default_factory=Finding)
     skipped_inputs: int = 0
+    annotations_read: int = 0
 
     @property
     def quarantine_rate(self) -> float:
-        total = self.records + self.skipped_inputs
+        total = self.annotations_read + self.skipped_inputs
         return self.skipped_inputs / total if total else 0.0
 
 
@@ -86,7 +87,8 @@ def check_source(out_url: str, source: str) -> QualityReport:
     """Stream a converted source's shards and report every problem (counts and first examples)."""
     manifest = read_json(join(out_url, source, "manifest.json"))
     train_splits = set(manifest["train_splits"])
-    report = QualityReport(skipped_inputs=sum(manifest["quarantine"]["skipped"].values()))
+    report = QualityReport(skipped_inputs=sum(manifest["quarantine"]["skipped"].values()),
+                           annotations_read=manifest["annotations"])
     seen_ids: set[bytes] = set()
     images: dict[bool, set[str]] = {True: set(), False: set()}
     for shard in manifest["shards"]:

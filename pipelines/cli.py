@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mmrs.synthetic.corpus import DATASETS, generate_dataset
+from mmrs.synthetic.corpus import DATASETS, generate_corpus
 
 
 def _sample_data(args: argparse.Namespace) -> int:
@@ -23,8 +23,9 @@ def _sample_data(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     images = annotations = 0
     rows = []
-    for name in tqdm(names, desc="sample corpus", unit="dataset", disable=args.quiet):
-        report = generate_dataset(name, out, seed=args.seed, scale=args.scale)
+    reports = generate_corpus(out, seed=args.seed, scale=args.scale, names=names, workers=args.workers)
+    for name, report in zip(names, tqdm(reports, desc="sample corpus", unit="dataset", total=len(names),
+                                        disable=args.quiet), strict=True):
         images += report.images
         annotations += report.annotations
         splits = ", ".join(f"{k} {v}" for k, v in report.splits.items())
@@ -33,6 +34,44 @@ def _sample_data(args: argparse.Namespace) -> int:
     print(f"{'dataset':<15} {'images':>7} {'records':>9}  folder")
     print("\n".join(rows))
     print(f"{images} images, {annotations} annotation records in {seconds:.1f} s under {out}")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from mmrs.build import build_mmrs_1m, convert_source, statistics_table
+    from mmrs.registry import SOURCES, get_source
+    from mmrs.shards import join
+    from mmrs.storage import MissingFileError, SourceRoot
+
+    if args.all == bool(args.source):
+        print("give either one SOURCE or --all", file=sys.stderr)
+        return 2
+    if args.source:
+        try:
+            plan = [(get_source(args.source), args.root)]
+        except KeyError as error:
+            print(f"error: {error.args[0]}", file=sys.stderr)
+            return 2
+    else:
+        names = args.only or list(SOURCES)
+        plan = [(SOURCES[n], join(args.root, SOURCES[n].release_folder)) for n in names]
+        missing = [spec.name for spec, root in plan if not SourceRoot(root).exists("")]
+        if missing:
+            print(f"not found under {args.root}, skipped: {', '.join(missing)}", file=sys.stderr)
+        plan = [(spec, root) for spec, root in plan if spec.name not in missing]
+    manifests = []
+    for spec, root in plan:
+        with tqdm(desc=spec.name, unit="image", disable=args.quiet) as bar:
+            try:
+                manifests.append(convert_source(spec, root, args.out, progress=bar.update))
+            except MissingFileError as error:
+                print(f"error: {spec.name}: {error}", file=sys.stderr)
+                return 1
+    if args.all and manifests:
+        merged = build_mmrs_1m(args.out, [m["source"] for m in manifests])
+        print(f"mmrs_1m: {merged['records']:,} records, {merged['rounds']:,} rounds -> "
+              f"{join(args.out, 'mmrs_1m.json')}")
+    print(statistics_table(manifests))
     return 0
 
 
@@ -81,8 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--scale", type=_positive_int, default=1,
                         help="multiplies every dataset's image count (default 1)")
     sample.add_argument("--only", nargs="+", metavar="DATASET", help="generate only these datasets")
+    sample.add_argument("--workers", type=_positive_int, default=1, help="datasets generated in parallel")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=_sample_data)
+
+    convert = commands.add_parser("convert", help="convert source datasets into MMRS-1M shards")
+    convert.add_argument("source", nargs="?", help="snake_case source name, e.g. dota, dior_rsvg, rsvqa_hr")
+    convert.add_argument("--all", action="store_true", help="every registered source found under --root")
+    convert.add_argument("--root", required=True,
+                         help="the dataset's own top folder (with --all: the folder holding them), local or s3://")
+    convert.add_argument("--out", required=True, help="output folder, local or s3://")
+    convert.add_argument("--only", nargs="+", metavar="SOURCE", help="with --all: only these sources")
+    convert.add_argument("--quiet", action="store_true", help="no progress bar")
+    convert.set_defaults(func=_convert)
 
     chat = commands.add_parser("chat", help="talk with a trained model about one image (multi-turn)")
     chat.add_argument("--model", required=True, help="saved model folder (local or s3://)")

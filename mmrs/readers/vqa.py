@@ -414,11 +414,11 @@ SOURCES: list[SourceSpec] = [
     SourceSpec("rsvqa_lr", "RSVQA-LR", ("vqa",), "optical", read_rsvqa,
                options={"prefix": "LR", "splits": ("train", "val", "test"), "image_dirs": ("Images_LR", "Images"),
                         "extension": ".tif"},
-               paper_samples=67228),
+               paper_samples=67228, folder="RSVQA_LR"),
     SourceSpec("rsvqa_hr", "RSVQA-HR", ("vqa",), "optical", read_rsvqa,
                options={"prefix": "USGS", "splits": ("train", "val", "test", "test_phili"),
                         "image_dirs": ("Data", "Images"), "extension": ".tif"},
-               train_splits=(), evaluation_only=True),
+               train_splits=(), evaluation_only=True, folder="RSVQA_HR"),
     # No published split except DOTA's train/val files. Other images are hash-split 60/40 into train/test:
     # with the DOTA train file that gives about 69.5k training pairs of the 111,693, close to Table I's 68,625.
     # DOTA val (DOTA's own evaluation split) stays "val" and out of training.

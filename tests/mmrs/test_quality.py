@@ -19,7 +19,7 @@ def _source(tmp_path, records, skipped=0):
     shards = writer.close()
     write_json(str(tmp_path / "toy" / "manifest.json"),
                {"train_splits": ["train", "val"], "shards": shards, "content_hash": content_hash(shards),
-                "quarantine": {"skipped": {"bad": skipped}, "fixed": {}}})
+                "quarantine": {"skipped": {"bad": skipped}, "fixed": {}}, "annotations": len(records)})
 
 
 def test_clean_source_passes(tmp_path):

@@ -30,9 +30,10 @@ def test_scale_must_be_positive(tmp_path):
 
 
 def test_whole_corpus_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
-    """Every dataset of the corpus, twice with seed 0 and once with seed 1."""
-    for run, seed in (("a", 0), ("b", 0), ("c", 1)):
-        assert main(["sample-data", "--out", str(tmp_path / run), "--seed", str(seed), "--quiet"]) == 0
+    """Every dataset of the corpus, twice with seed 0 (serial and 2 workers) and once with seed 1."""
+    for run, seed, workers in (("a", 0, 1), ("b", 0, 2), ("c", 1, 2)):
+        assert main(["sample-data", "--out", str(tmp_path / run), "--seed", str(seed), "--workers", str(workers),
+                     "--quiet"]) == 0
     a, b, c = (_tree_digest(tmp_path / run) for run in "abc")
     assert a == b
     assert {name.split("/")[0] for name in a} == {spec.folder for spec in DATASETS.values()}
