@@ -8,8 +8,10 @@ scale to [0, 1], normalise with the encoders' mean and std.
 from __future__ import annotations
 
 import io
+import posixpath
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import tifffile
 import torch
@@ -26,6 +28,17 @@ def read_image(source: str | Path | bytes) -> np.ndarray:
         return tifffile.imread(io.BytesIO(data))
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image)
+
+
+def load_record_image(image_root: str, image: str) -> np.ndarray:
+    """Pixels of an MMRS record's image: `image` is relative to `image_root` (local or s3://). A member of a
+    tar archive (webdataset shards) is written "shard-00000.tar::000000123.jpg"."""
+    archive, sep, member = image.partition("::")
+    if sep:
+        with fsspec.open(f"tar://{member}::{posixpath.join(image_root, archive)}", "rb") as f:
+            return read_image(f.read())
+    with fsspec.open(posixpath.join(image_root, image), "rb") as f:
+        return read_image(f.read())
 
 
 def preprocess(pixels: np.ndarray, config: EarthGPTConfig) -> torch.Tensor:
