@@ -94,8 +94,9 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
     shards = writer.close()
     manifest = {
         "source": spec.name, "title": spec.title, "modality": spec.modality, "tasks": list(spec.tasks),
-        "raw_root": root.uri(""), "image_root": join(out, "tiles") if spec.tile else root.uri(""),
+        "raw_root": root.uri(""), "image_root": out if spec.tile else root.uri(""),
         "train_splits": list(spec.train_splits), "evaluation_only": spec.evaluation_only,
+        "in_mmrs_1m": spec.in_mmrs_1m,
         "paper_samples": spec.paper_samples, "images": images, "annotations": annotations, "counts": writer.counts,
         "quarantine": quarantine.summary(), "shards": shards, "content_hash": content_hash(shards),
     }
@@ -132,11 +133,13 @@ def statistics_table(manifests: Iterable[dict[str, Any]]) -> str:
 
 
 def build_mmrs_1m(out_url: str, sources: Iterable[str]) -> dict[str, Any]:
-    """Merge converted sources: the training shards of every non-evaluation source, with hashes and totals."""
+    """Merge converted sources: the training shards of every MMRS-1M source (not evaluation-only, not a
+    stage-2 alignment corpus such as COCO Caption or LAION), with hashes and totals."""
     manifests = [read_json(join(out_url, name, "manifest.json")) for name in sources]
     shards = [{"source": m["source"], "path": f"{m['source']}/{s['path']}", "split": s["split"],
                "records": s["records"], "rounds": s["rounds"], "sha256": s["sha256"], "modality": m["modality"]}
-              for m in manifests if not m["evaluation_only"] for s in m["shards"] if s["split"] in m["train_splits"]]
+              for m in manifests if not m["evaluation_only"] and m.get("in_mmrs_1m", True)
+              for s in m["shards"] if s["split"] in m["train_splits"]]
     merged = {
         "sources": {m["source"]: {"content_hash": m["content_hash"], "image_root": m["image_root"],
                                   "modality": m["modality"], "tasks": m["tasks"]} for m in manifests},

@@ -8,7 +8,7 @@ from mmrs.readers.base import SourceSpec
 
 READER_MODULES = (
     "captions", "vqa", "folders", "dscr", "coco", "yolo", "voc", "dior_rsvg", "dota", "gaofen", "nwpu_vhr",
-    "ucas_aod", "visdrone",
+    "ucas_aod", "visdrone", "caption_corpora",
 )
 
 

@@ -56,6 +56,7 @@ class SourceSpec:
     tile: TileSpec | None = None
     evaluation_only: bool = False
     folder: str | None = None  # top folder name of the official release (default: title), for --all
+    in_mmrs_1m: bool = True  # False for the stage-2 alignment corpora (COCO Caption, LAION-400M)
 
     @property
     def release_folder(self) -> str:
