@@ -77,7 +77,7 @@ class EarthGPTConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     tokenizer_path: str | None = None  # folder of a saved tokenizer; the paper preset uses the LLaMA folder
-    max_text_tokens: int = 384  # text budget per sample; visual tokens come on top and are never cut
+    max_text_tokens: int = 768  # text budget per sample; visual tokens come on top and are never cut
 
     @property
     def grid(self) -> int:

@@ -26,3 +26,11 @@ def log_earthgpt_model(model_dir: str | Path, name: str = "model", registered_mo
         registered_model_name=registered_model_name,
         pip_requirements=[],  # served with --env-manager local from the project's environment
     )
+
+
+def promote(registered_model_name: str, version: int | str, alias: str = "champion", passed: bool = True) -> bool:
+    """Point `alias` at `version` only when the evaluation checks `passed`; returns whether it did."""
+    if not passed:
+        return False
+    mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))
+    return True

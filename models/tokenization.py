@@ -75,12 +75,16 @@ def encode_conversation(tokenizer: PreTrainedTokenizerFast, turns: Sequence[dict
     """
     if len(turns) % 2 or any(t["from"] != ("human" if i % 2 == 0 else "gpt") for i, t in enumerate(turns)):
         raise ValueError("conversations must alternate human / gpt turns, starting with human")
-    ids = [tokenizer.bos_token_id, *_ids(tokenizer, SYSTEM_PROMPT)]
+    # every piece in one batched call to the Rust tokenizer: ~10x faster than one call per piece
+    pieces = [SYSTEM_PROMPT]
+    for human, gpt in zip(turns[0::2], turns[1::2], strict=True):
+        pieces += [f" USER: {_human_text(human['value'])} ASSISTANT:", " " + gpt["value"].strip()]
+    encoded = tokenizer(pieces, add_special_tokens=False)["input_ids"]
+    ids = [tokenizer.bos_token_id, *encoded[0]]
     labels = [IGNORE_INDEX] * len(ids)
     rounds = 0
-    for human, gpt in zip(turns[0::2], turns[1::2], strict=True):
-        prompt = _ids(tokenizer, f" USER: {_human_text(human['value'])} ASSISTANT:")
-        answer = [*_ids(tokenizer, " " + gpt["value"].strip()), tokenizer.eos_token_id]
+    for prompt, answer_ids in zip(encoded[1::2], encoded[2::2], strict=True):
+        answer = [*answer_ids, tokenizer.eos_token_id]
         if len(ids) + len(prompt) + len(answer) > max_tokens:
             if rounds == 0:
                 room = max_tokens - len(ids) - len(prompt)

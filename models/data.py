@@ -1,0 +1,581 @@
+"""Training data: MMRS-1M shards -> mixed, length-grouped, padded batches, with exact resume.
+
+One epoch, for a seed (everything before image loading is a pure function of seed, epoch and the shards):
+
+    per source   shards in seeded order -> raw lines through a seeded shuffle buffer -> task filter ->
+                 `encode_conversation` (bad records are skipped, counted and replaced by later ones) ->
+                 the next pass, reshuffled, when the source runs out
+    mix          source i contributes exactly quota_i samples, in seeded random order; a quota is the
+                 source's weight share of the epoch (default weights: the sources' sizes, i.e. one pass)
+    batches      windows of bucket_batches * batch_size samples, sorted by token length, cut into batches
+                 whose order is shuffled (seeded); `group_by_length=False` cuts the mixed order as it comes
+    load         only for a batch this rank and DataLoader worker delivers: images, then `collate`
+
+An epoch holds as many samples as the selected records (the manifests' counts for the selected splits and
+tasks), so the number of batches is known up front and `len()` is exact; that also keeps Lightning from
+fetching a batch ahead of the model. The position (epoch, batches delivered) is recorded in the main process
+as each batch reaches the consumer; a resumed stream replays the epoch's plan without decoding images and
+continues with the next batch. That replay reads and tokenises the epoch up to the position (no image is
+decoded), as does every rank and DataLoader worker for the whole epoch; only image decoding is divided.
+
+A skipped record's place goes to its source's next record, so a source with many unusable records repeats its
+usable ones within an epoch: `stats.skipped` shows the reasons. A source with none at all is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import posixpath
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from itertools import count, islice
+from typing import Any
+
+import fsspec
+import lightning as L
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from transformers import PreTrainedTokenizerBase
+
+from mmrs.shards import join, read_json
+from models.config import EarthGPTConfig
+from models.earthgpt import IGNORE_INDEX
+from models.image_transform import load_record_image, preprocess
+from models.tokenization import encode_conversation
+
+logger = logging.getLogger(__name__)
+
+MALFORMED_LINE = "malformed JSON line"
+MALFORMED_RECORD = "malformed record"
+UNREADABLE_IMAGE = "unreadable image"
+
+
+@dataclass
+class DataConfig:
+    """Which records, and how they become batches.
+
+    manifest: the merged `mmrs_1m.json` (local or s3://); its sources are those with training shards, each
+        read through its own `<folder of mmrs_1m.json>/<source>/manifest.json`.
+    sources: instead of `manifest`, converted source folders (`OUT/<source>`).
+    train_splits: None = each source's training splits (none for evaluation-only sources).
+    val_splits: held-out splits for validation; empty = no validation data.
+    tasks: keep only records of these tasks (None: all); stage 2 trains on ("captioning",).
+    weights: source -> mixing ratio (normalised over the sources; 0 leaves one out); None = by size.
+    bucket_batches: length grouping sorts windows of bucket_batches * batch_size samples.
+    shuffle_buffer: raw lines held per source for shuffling (bounds memory; 0 keeps shard order).
+    num_workers: DataLoader processes that decode images; the batches are the same for any number.
+    """
+
+    manifest: str | None = None
+    sources: tuple[str, ...] = ()
+    train_splits: tuple[str, ...] | None = None
+    val_splits: tuple[str, ...] = ()
+    tasks: tuple[str, ...] | None = None
+    weights: dict[str, float] | None = None
+    batch_size: int = 8
+    group_by_length: bool = True
+    bucket_batches: int = 16
+    shuffle_buffer: int = 1000
+    seed: int = 0
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.manifest is None) == (not self.sources):
+            raise ValueError("give exactly one of `manifest` (mmrs_1m.json) and `sources` (source output folders)")
+        if self.batch_size < 1 or self.bucket_batches < 1:
+            raise ValueError("batch_size and bucket_batches must be >= 1")
+        if self.shuffle_buffer < 0 or self.num_workers < 0:
+            raise ValueError("shuffle_buffer and num_workers must be >= 0")
+        self.sources = tuple(self.sources)  # lists from YAML
+        self.val_splits = tuple(self.val_splits)
+        self.train_splits = None if self.train_splits is None else tuple(self.train_splits)
+        self.tasks = None if self.tasks is None else tuple(self.tasks)
+
+
+# --- sources -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """A converted source's selected shards; size: its records in the selected splits and tasks."""
+
+    name: str
+    image_root: str
+    shard_urls: tuple[str, ...]
+    size: int
+    content_hash: str
+
+
+def _source_folders(config: DataConfig) -> list[str]:
+    if config.manifest is None:
+        return list(config.sources)
+    merged = read_json(config.manifest)
+    names = dict.fromkeys(shard["source"] for shard in merged["shards"])  # in manifest order, once each
+    return [join(posixpath.dirname(config.manifest), name) for name in names]
+
+
+def _select(folder: str, splits: tuple[str, ...] | None, tasks: tuple[str, ...] | None) -> Source:
+    manifest = read_json(join(folder, "manifest.json"))
+    if splits is None:
+        splits = () if manifest["evaluation_only"] else tuple(manifest["train_splits"])
+    records = manifest["counts"]["records"]
+    size = sum(n for split in splits for task, n in records.get(split, {}).items() if tasks is None or task in tasks)
+    urls = tuple(join(folder, shard["path"]) for shard in manifest["shards"] if shard["split"] in splits)
+    return Source(manifest["source"], manifest["image_root"], urls, size, manifest["content_hash"])
+
+
+def _check_image_root(source: Source) -> None:
+    fs, path = fsspec.core.url_to_fs(source.image_root)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"image root of source {source.name!r} not found: {source.image_root}")
+
+
+def load_sources(config: DataConfig, splits: tuple[str, ...] | None) -> list[Source]:
+    """Sources with records in `splits` (None: their training splits) of `config.tasks`; raises if none."""
+    sources = [s for s in (_select(f, splits, config.tasks) for f in _source_folders(config)) if s.size]
+    if not sources:
+        raise ValueError(f"no records of tasks {config.tasks or 'any'} in splits {splits or 'training'} under "
+                         f"{config.manifest or config.sources}")
+    for source in sources:
+        _check_image_root(source)
+    return sources
+
+
+def quotas(sources: list[Source], weights: Mapping[str, float] | None) -> dict[str, int]:
+    """Samples per epoch from each source: its weight's share of the epoch (the sizes of the weighted sources).
+
+    Default weights are the sizes: every record once. Weights may name sources that are not selected (the
+    same mix serves both stages); each selected source needs one.
+    """
+    sizes = {s.name: s.size for s in sources}
+    if weights is None:
+        return sizes
+    missing = sorted(set(sizes) - set(weights))
+    if missing:
+        raise ValueError(f"no mixing weight for sources {missing}; give every source one (0 leaves it out)")
+    if any(weights[name] < 0 for name in sizes) or not any(weights[name] > 0 for name in sizes):
+        raise ValueError(f"mixing weights must be >= 0 with at least one > 0: {dict(weights)}")
+    total_weight = sum(weights[name] for name in sizes)
+    epoch = sum(size for name, size in sizes.items() if weights[name] > 0)
+    shares = {name: round(epoch * weights[name] / total_weight) for name in sizes}
+    return {name: n for name, n in shares.items() if n}
+
+
+# --- records -> samples ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sample:
+    """An encoded record: input_ids and labels (T,), and its image relative to image_root."""
+
+    id: str
+    image_root: str
+    image: str
+    input_ids: list[int]
+    labels: list[int]
+
+
+@dataclass
+class _Tally:
+    """Skips and truncations seen while planning, handed on with the next planned batch."""
+
+    skipped: Counter[str] = field(default_factory=Counter)
+    truncated: int = 0
+
+    def skip(self, reason: str, record_id: object) -> None:
+        logger.debug("skipping record %s: %s", record_id, reason)
+        self.skipped[reason] += 1
+
+    def take(self) -> tuple[dict[str, int], int]:
+        taken = dict(self.skipped), self.truncated
+        self.skipped, self.truncated = Counter(), 0
+        return taken
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+@dataclass(frozen=True)
+class _Encoder:
+    tokenizer: PreTrainedTokenizerBase
+    max_tokens: int
+    tasks: tuple[str, ...] | None
+
+    def __call__(self, line: bytes, image_root: str, tally: _Tally) -> Sample | None:
+        """A shard line -> Sample; None for another task or a bad record (counted in `tally`)."""
+        record = _parse(line)
+        if record is None:
+            tally.skip(MALFORMED_LINE, None)
+            return None
+        if self.tasks is not None and record.get("task") not in self.tasks:
+            return None
+        try:
+            turns = record["conversations"]
+            encoded = encode_conversation(self.tokenizer, turns, self.max_tokens)
+            sample = Sample(record["id"], image_root, record["image"], encoded.input_ids, encoded.labels)
+        except (KeyError, TypeError, AttributeError):
+            tally.skip(MALFORMED_RECORD, record.get("id"))
+            return None
+        except ValueError as error:  # does not fit max_tokens, or turns that do not alternate
+            tally.skip(str(error), record.get("id"))
+            return None
+        tally.truncated += int(encoded.rounds < len(turns) // 2)
+        return sample
+
+
+def _rng(*parts: object) -> random.Random:
+    """A generator seeded by a path such as (seed, epoch, source, pass); stable across processes."""
+    return random.Random("/".join(map(str, parts)))
+
+
+def _lines(url: str) -> Iterator[bytes]:
+    with fsspec.open(url, "rb") as f:
+        yield from (line for line in f if line.strip())
+
+
+def _shuffled(items: Iterable[bytes], size: int, rng: random.Random) -> Iterator[bytes]:
+    """Items in random order with at most `size` held at once (size 0: unchanged)."""
+    if size == 0:
+        yield from items
+        return
+    buffer: list[bytes] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+        else:
+            i = rng.randrange(size)
+            yield buffer[i]
+            buffer[i] = item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def _mix(streams: Mapping[str, Iterator[Sample]], quota: Mapping[str, int], rng: random.Random) -> Iterator[Sample]:
+    """Exactly quota[name] samples of each stream, in random order (a random permutation of the quotas)."""
+    names = list(quota)
+    remaining = [quota[name] for name in names]
+    total = sum(remaining)
+    while total:
+        pick = rng.randrange(total)
+        i = 0
+        while pick >= remaining[i]:
+            pick -= remaining[i]
+            i += 1
+        remaining[i] -= 1
+        total -= 1
+        yield next(streams[names[i]])
+
+
+def _cut(window: list[Sample], batch_size: int, group_by_length: bool, rng: random.Random) -> list[list[Sample]]:
+    if group_by_length:
+        window = sorted(window, key=lambda s: len(s.input_ids))
+    batches = [window[i:i + batch_size] for i in range(0, len(window), batch_size)]
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    """A batch before its images are read. index: position in the epoch over all ranks."""
+
+    index: int
+    samples: list[Sample]
+    skipped: dict[str, int]  # records skipped while this batch's window was planned
+    truncated: int  # conversations cut to fit while this batch's window was planned
+
+
+# --- batches -----------------------------------------------------------------------------------------------
+def collate(samples: list[Sample], pixels: list[torch.Tensor], pad_id: int) -> dict[str, Any]:
+    """B samples and their (3, S, S) images -> a training batch.
+
+    pixels (B, 3, S, S) float32; input_ids, attention_mask, labels (B, T) int64 with T the longest sample,
+    right-padded with pad_id, 0 and IGNORE_INDEX; ids: the B record ids.
+    """
+    width = max(len(s.input_ids) for s in samples)
+    input_ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, sample in enumerate(samples):
+        n = len(sample.input_ids)
+        input_ids[row, :n] = torch.tensor(sample.input_ids)
+        labels[row, :n] = torch.tensor(sample.labels)
+        attention_mask[row, :n] = 1
+    return {"pixels": torch.stack(pixels), "input_ids": input_ids, "attention_mask": attention_mask,
+            "labels": labels, "ids": [s.id for s in samples]}
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What a delivered batch tells its stream: its position and what it cost."""
+
+    epoch: int
+    step: int  # index among this rank's batches of the epoch
+    samples: int
+    text_tokens: int  # B * T
+    pad_tokens: int
+    skipped: dict[str, int]
+    truncated: int
+
+
+@dataclass
+class StreamStats:
+    """Totals over the batches delivered so far (kept across resume)."""
+
+    batches: int = 0
+    samples: int = 0
+    text_tokens: int = 0
+    pad_tokens: int = 0
+    truncated: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def padding_fraction(self) -> float:
+        """Pad tokens / all text tokens of the delivered batches."""
+        return self.pad_tokens / self.text_tokens if self.text_tokens else 0.0
+
+    def add(self, info: BatchInfo) -> None:
+        self.batches += int(info.samples > 0)
+        self.samples += info.samples
+        self.text_tokens += info.text_tokens
+        self.pad_tokens += info.pad_tokens
+        self.truncated += info.truncated
+        for reason, n in info.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+
+def _worker_share() -> tuple[int, int]:
+    info = get_worker_info()
+    return (0, 1) if info is None else (info.id, info.num_workers)
+
+
+class MMRSStream(IterableDataset):
+    """The batches of one rank, epoch after epoch; `len()` is this rank's batches per epoch.
+
+    Yields collated batches (see `collate`) plus "info" (a BatchInfo) for `StreamLoader`, which hands it to
+    `record`; a batch whose images all fail to load is only its "info". The stream moves to the next epoch
+    when the last batch of one is recorded. `resumable=False` (validation) replays epoch 0 every time.
+    """
+
+    def __init__(self, sources: list[Source], config: DataConfig, model_config: EarthGPTConfig,
+                 tokenizer: PreTrainedTokenizerBase, weights: Mapping[str, float] | None = None,
+                 rank: int = 0, world_size: int = 1, resumable: bool = True):
+        self.sources = sources
+        self.config = config
+        self.model_config = model_config
+        self.encoder = _Encoder(tokenizer, model_config.max_text_tokens, config.tasks)
+        self.pad_id = tokenizer.pad_token_id
+        self.quota = quotas(sources, weights)
+        self.rank, self.world_size, self.resumable = rank, world_size, resumable
+        self.epoch, self.position = 0, 0
+        self.stats = StreamStats()
+        if len(self) == 0:
+            raise ValueError(f"{sum(self.quota.values())} samples make no batch of {config.batch_size} "
+                             f"on each of {world_size} ranks")
+
+    def __len__(self) -> int:
+        return math.ceil(sum(self.quota.values()) / self.config.batch_size) // self.world_size
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of everything that decides the batches; a saved position is only valid for the same one."""
+        c = self.config
+        key = {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
+               "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "tasks": c.tasks,
+               "max_tokens": self.encoder.max_tokens, "vocab": len(self.encoder.tokenizer),
+               "world_size": self.world_size, "quota": self.quota,
+               "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
+                           for s in self.sources]}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    # --- the plan: no images -------------------------------------------------------------------------------
+    def _source_samples(self, source: Source, epoch: int, tally: _Tally) -> Iterator[Sample]:
+        """Good samples of one source, pass after pass (each pass reshuffled); raises if a pass has none."""
+        for cycle in count():
+            rng = _rng(self.config.seed, epoch, source.name, cycle)
+            urls = rng.sample(source.shard_urls, len(source.shard_urls))
+            lines = (line for url in urls for line in _lines(url))
+            before, produced = Counter(tally.skipped), 0
+            for line in _shuffled(lines, self.config.shuffle_buffer, rng):
+                sample = self.encoder(line, source.image_root, tally)
+                if sample is not None:
+                    produced += 1
+                    yield sample
+            if not produced:  # no yield in this pass, so every skip since `before` is this source's
+                raise ValueError(f"source {source.name!r} has no usable record in {list(source.shard_urls)}; "
+                                 f"skipped: {dict(tally.skipped - before)}")
+
+    def plan(self, epoch: int) -> Iterator[PlannedBatch]:
+        """Every batch of `epoch` over all ranks, in order, without reading images."""
+        tally = _Tally()
+        streams = {s.name: self._source_samples(s, epoch, tally) for s in self.sources if s.name in self.quota}
+        samples = _mix(streams, self.quota, _rng(self.config.seed, epoch, "mix"))
+        order = _rng(self.config.seed, epoch, "batches")
+        size = self.config.batch_size
+        window = size * self.config.bucket_batches if self.config.group_by_length else size
+        index = 0
+        while chunk := list(islice(samples, window)):
+            skipped, truncated = tally.take()
+            for batch in _cut(chunk, size, self.config.group_by_length, order):
+                yield PlannedBatch(index, batch, skipped, truncated)
+                index += 1
+                skipped, truncated = {}, 0
+
+    # --- delivery ------------------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        epoch, start = self.epoch, self.position
+        worker, workers = _worker_share()
+        for planned in self.plan(epoch):
+            step, rank = divmod(planned.index, self.world_size)
+            if step >= len(self):
+                return
+            if rank == self.rank and step >= start and (step - start) % workers == worker:
+                yield self._load(planned, epoch, step)
+
+    def _load(self, planned: PlannedBatch, epoch: int, step: int) -> dict[str, Any]:
+        """The collated batch with "info"; samples whose image cannot be read are left out and counted."""
+        kept: list[Sample] = []
+        pixels: list[torch.Tensor] = []
+        skipped = Counter(planned.skipped)
+        for sample in planned.samples:
+            try:
+                pixels.append(preprocess(load_record_image(sample.image_root, sample.image), self.model_config))
+            except (OSError, ValueError, Image.DecompressionBombError) as error:
+                logger.warning("skipping record %s: %s %s (%s)", sample.id, UNREADABLE_IMAGE, sample.image, error)
+                skipped[UNREADABLE_IMAGE] += 1
+                continue
+            kept.append(sample)
+        if not kept:
+            return {"info": BatchInfo(epoch, step, 0, 0, 0, dict(skipped), planned.truncated)}
+        batch = collate(kept, pixels, self.pad_id)
+        text = batch["input_ids"].numel()
+        pad = text - int(batch["attention_mask"].sum())
+        batch["info"] = BatchInfo(epoch, step, len(kept), text, pad, dict(skipped), planned.truncated)
+        return batch
+
+    def record(self, info: BatchInfo) -> None:
+        """Called as a batch reaches the consumer: count it and move the position past it."""
+        self.stats.add(info)
+        if not self.resumable:
+            return
+        if info.step + 1 < len(self):
+            self.epoch, self.position = info.epoch, info.step + 1
+        else:
+            self.epoch, self.position = info.epoch + 1, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start `epoch` from its first batch (no-op if the stream is already in it)."""
+        if epoch != self.epoch:
+            self.epoch, self.position = epoch, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position, "fingerprint": self.fingerprint,
+                "stats": asdict(self.stats)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state["fingerprint"] != self.fingerprint:
+            raise ValueError("the saved data position belongs to other data or batching settings (seed, batch "
+                             "size, sources, splits, tasks, weights, tokenizer, ranks); it cannot be resumed "
+                             "exactly: restore those settings or start a new run")
+        self.epoch, self.position = state["epoch"], state["position"]
+        self.stats = StreamStats(**state["stats"])
+
+
+class StreamLoader(DataLoader):
+    """A DataLoader over an MMRSStream (batches come ready-made: batch_size=None). In this process it hands
+    each batch's BatchInfo back to the stream before yielding it, so the stream's position is the batches the
+    consumer received, with or without worker processes (workers take turns: batch k comes from worker
+    k mod num_workers, and the DataLoader returns them in that order).
+
+    Its state_dict is the stream's, so Lightning also resumes it when it is passed without the DataModule.
+    """
+
+    def __init__(self, stream: MMRSStream, num_workers: int = 0):
+        super().__init__(stream, batch_size=None, num_workers=num_workers)
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in super().__iter__():
+            self.stream.record(batch.pop("info"))
+            if batch:
+                yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.stream.state_dict()
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.stream.load_state_dict(state_dict)
+
+
+# --- Lightning -----------------------------------------------------------------------------------------------
+class MMRSDataModule(L.LightningDataModule):
+    """Training and validation batches over MMRS shards for both training stages.
+
+    Batches: pixels (B, 3, S, S); input_ids, attention_mask, labels (B, T); ids (B record ids).
+    `state_dict()` (saved by Lightning in checkpoints) is the training stream's position and statistics;
+    after `load_state_dict` the stream continues with the next batch. `stats` has the padding fraction and
+    the skip counts so far.
+    """
+
+    def __init__(self, config: DataConfig, model_config: EarthGPTConfig, tokenizer: PreTrainedTokenizerBase):
+        super().__init__()
+        self.config = config
+        self.model_config = model_config
+        self.tokenizer = tokenizer
+        self.train_stream: MMRSStream | None = None
+        self.val_stream: MMRSStream | None = None
+        self._saved_state: dict[str, Any] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the manifests once (later calls keep the streams and their position)."""
+        if self.train_stream is not None:
+            return
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        self.train_stream = self._stream(self.config.train_splits, self.config.weights, rank, world_size, True)
+        if self.config.val_splits:
+            self.val_stream = self._stream(self.config.val_splits, None, rank, world_size, False)
+        if self._saved_state is not None:
+            self.train_stream.load_state_dict(self._saved_state)
+            self._saved_state = None
+
+    def _stream(self, splits: tuple[str, ...] | None, weights: Mapping[str, float] | None, rank: int,
+                world_size: int, resumable: bool) -> MMRSStream:
+        return MMRSStream(load_sources(self.config, splits), self.config, self.model_config, self.tokenizer,
+                          weights, rank, world_size, resumable)
+
+    def train_dataloader(self) -> StreamLoader:
+        return StreamLoader(self._train(), self.config.num_workers)
+
+    def val_dataloader(self) -> StreamLoader | list:
+        """The held-out splits, the same batches every time; [] (no validation) without `val_splits`."""
+        if self.val_stream is None:
+            self._train()  # raises before setup()
+            return []
+        return StreamLoader(self.val_stream, self.config.num_workers)
+
+    def _train(self) -> MMRSStream:
+        if self.train_stream is None:
+            raise RuntimeError("call setup() first (the Lightning Trainer does)")
+        return self.train_stream
+
+    @property
+    def stats(self) -> StreamStats:
+        return self._train().stats
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.train_stream is None:
+            return dict(self._saved_state or {})
+        return self.train_stream.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.train_stream is None:
+            self._saved_state = dict(state_dict)
+        else:
+            self.train_stream.load_state_dict(state_dict)
