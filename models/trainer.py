@@ -89,7 +89,7 @@ def _flat_params(config: StageConfig) -> dict[str, Any]:
 
 
 def train_stage(model: EarthGPT, tokenizer, datamodule: L.LightningDataModule, config: StageConfig,
-                tracking: TrackingConfig) -> StageResult:
+                tracking: TrackingConfig, callbacks: list[Callback] | None = None) -> StageResult:
     """Train `model` for `config.optim.max_steps` steps of `config.stage`; resume if a checkpoint exists."""
     L.seed_everything(config.seed, workers=True, verbose=False)
     out = Path(config.out_dir)
@@ -108,7 +108,8 @@ def train_stage(model: EarthGPT, tokenizer, datamodule: L.LightningDataModule, c
         trainer = L.Trainer(
             max_steps=config.optim.max_steps, logger=logger, log_every_n_steps=1, default_root_dir=str(out),
             callbacks=[ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=config.checkpoint_every,
-                                       save_last=True, save_top_k=-1, filename="step-{step}"), history],
+                                       save_last=True, save_top_k=-1, filename="step-{step}"), history,
+                       *(callbacks or [])],
             enable_model_summary=False, deterministic=True, num_sanity_val_steps=0,
             val_check_interval=config.val_every, check_val_every_n_epoch=None if config.val_every else 1,
             **({"accelerator": "cpu"} | config.trainer),
