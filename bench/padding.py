@@ -24,7 +24,7 @@ from models.config import tiny
 from models.data import DataConfig, MMRSDataModule
 from models.tokenization import train_bpe_tokenizer
 
-# The tiny preset's 384 cannot hold NWPU-RESISC45's class-list question with a 512-token vocabulary (~400 tokens).
+# The tiny preset default (768) holds every first round of the corpus; 512 shows truncation at work.
 MAX_TEXT_TOKENS = 512
 NAMES = ["nwpu_resisc45", "rsicd", "nwpu_captions", "rsvqa_lr", "crsvqa", "dior", "dior_rsvg", "ssdd", "hit_uav"]
 
