@@ -23,7 +23,6 @@ from mmrs.geometry import (
     clip_hbb,
     clip_polygon,
     format_box,
-    format_boxes,
     is_degenerate_hbb,
     normalize_points,
     order_obb,
@@ -46,8 +45,10 @@ class PreparedObject:
     noun: str  # natural wording of the class
     hbb: tuple[float, float, float, float]
     obb: tuple[float, ...]  # 8 numbers, paper point order
-    hbb_norm: tuple[float, ...]
+    hbb_norm: tuple[float, ...]  # rounded to 4 decimals (targets)
     obb_norm: tuple[float, ...]
+    hbb_text: str  # two decimals, as answers write it
+    obb_text: str
     difficult: bool
 
 
@@ -67,6 +68,7 @@ def prepare_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
                     quarantine: Quarantine) -> list[PreparedObject]:
     """Clip, drop degenerate and ignored boxes (counted), order OBB points, normalise; reading order."""
     ignored = set(spec.options.get("ignore_labels", ()))
+    nouns: dict[str, str] = {}  # class wording, once per class and image (regexes per object cost much)
     out = []
     for box in raw.objects:
         if box.label in ignored:
@@ -82,10 +84,12 @@ def prepare_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
         if clipped != tuple(hbb):
             quarantine.fix("box clipped to image")
         obb = tuple(c for p in order_obb(visible) for c in p)
-        out.append(PreparedObject(box.label, _noun(spec, box.label), clipped, obb,
-                                  tuple(normalize_points(clipped, width, height)),
-                                  tuple(normalize_points(obb, width, height)), box.difficult))
-    out.sort(key=lambda o: (round(o.hbb_norm[1], 2), round(o.hbb_norm[0], 2), o.label))
+        hbb_norm, obb_norm = normalize_points(clipped, width, height), normalize_points(obb, width, height)
+        noun = nouns.get(box.label) or nouns.setdefault(box.label, _noun(spec, box.label))
+        out.append(PreparedObject(box.label, noun, clipped, obb,
+                                  tuple(round(c, 4) for c in hbb_norm), tuple(round(c, 4) for c in obb_norm),
+                                  format_box(hbb_norm), format_box(obb_norm), box.difficult))
+    out.sort(key=lambda o: (o.hbb_text.split(",")[1], o.hbb_text.split(",")[0], o.label))  # reading order
     return out
 
 
@@ -96,7 +100,7 @@ def _detection(objects: list[PreparedObject], oriented: bool) -> tuple[list[tupl
     nouns = sorted(by_class)
 
     def boxes(group: list[PreparedObject]) -> str:
-        return format_boxes([o.obb_norm if oriented else o.hbb_norm for o in group])
+        return "[" + ";".join(o.obb_text if oriented else o.hbb_text for o in group) + "]"
 
     groups = [(noun, boxes(by_class[noun])) for noun in nouns]
     rounds = [(templates.detection_prompt(oriented), templates.detection_answer(groups))]
@@ -105,7 +109,7 @@ def _detection(objects: list[PreparedObject], oriented: bool) -> tuple[list[tupl
     target = {
         "labels": [o.label for o in objects],
         "boxes": [list(o.obb if oriented else o.hbb) for o in objects],
-        "boxes_norm": [[round(c, 4) for c in (o.obb_norm if oriented else o.hbb_norm)] for o in objects],
+        "boxes_norm": [list(o.obb_norm if oriented else o.hbb_norm) for o in objects],
         "difficult": [o.difficult for o in objects],
     }
     return rounds, target

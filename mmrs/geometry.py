@@ -114,7 +114,7 @@ def clip_polygon(points: Sequence[Point], x0: float, y0: float, x1: float, y1: f
 
 def format_box(coords: Sequence[float]) -> str:
     """Two decimals, comma-separated, no spaces: '0.12,0.33,0.45,0.67'."""
-    return ",".join(f"{min(max(c, 0.0), 1.0):.2f}" for c in coords)
+    return ",".join(["%.2f" % (0.0 if c < 0.0 else 1.0 if c > 1.0 else c) for c in coords])
 
 
 def format_boxes(boxes: Sequence[Sequence[float]]) -> str:

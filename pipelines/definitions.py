@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.mmrs import MMRS_ASSETS, RAW_ASSETS, mmrs_1m
 from assets.sample_corpus import SAMPLE_ASSETS
+from assets.training import TRAINING_ASSETS
 
 sample_corpus_job = dg.define_asset_job(
     "sample_corpus_job",
@@ -19,4 +20,19 @@ mmrs_job = dg.define_asset_job(
     description="Validate the raw releases, convert every enabled source, merge MMRS-1M.",
 )
 
-defs = dg.Definitions(assets=[*SAMPLE_ASSETS, *RAW_ASSETS, *MMRS_ASSETS, mmrs_1m], jobs=[sample_corpus_job, mmrs_job])
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.groups("training"),
+    description="Tokenizer, stage-2 alignment and stage-3 instruction tuning on the current MMRS-1M.",
+)
+
+weekly_retraining = dg.ScheduleDefinition(
+    name="weekly_retraining", job=training_job, cron_schedule="0 3 * * 0",
+    default_status=dg.DefaultScheduleStatus.STOPPED,  # switched on in the UI where a GPU pool is attached
+)
+
+defs = dg.Definitions(
+    assets=[*SAMPLE_ASSETS, *RAW_ASSETS, *MMRS_ASSETS, mmrs_1m, *TRAINING_ASSETS],
+    jobs=[sample_corpus_job, mmrs_job, training_job],
+    schedules=[weekly_retraining],
+)

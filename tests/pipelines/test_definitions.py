@@ -57,6 +57,10 @@ def _demo_run_config(tmp_path, names, merge=True):
         ops[f"mmrs__{name}"] = {"config": {"raw_parent": str(tmp_path / "sample"), "out": str(tmp_path / "mmrs")}}
     if merge:
         ops["mmrs_1m"] = {"config": {"out": str(tmp_path / "mmrs")}}
+        training = {"out": str(tmp_path / "models"), "mmrs_out": str(tmp_path / "mmrs"),
+                    "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifacts": str(tmp_path / "artifacts"),
+                    "max_steps_stage2": 20, "max_steps_stage3": 20}
+        ops |= {name: {"config": training} for name in ("tokenizer", "aligned_model", "earthgpt_model")}
     return {"ops": ops}
 
 

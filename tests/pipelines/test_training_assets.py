@@ -1,0 +1,36 @@
+"""tokenizer -> aligned_model -> earthgpt_model on a small converted corpus, a few steps each."""
+
+import dagster as dg
+import mlflow
+
+from assets.training import TRAINING_ASSETS
+from mmrs.build import build_mmrs_1m, convert_source
+from mmrs.registry import SOURCES
+from mmrs.synthetic.corpus import DATASETS, generate_dataset
+
+
+def test_training_assets_train_register_and_pass_their_checks(tmp_path):
+    names = ["rsicd", "nwpu_resisc45"]
+    for name in names:
+        generate_dataset(name, tmp_path / "raw")
+        convert_source(SOURCES[name], str(tmp_path / "raw" / DATASETS[name].folder), str(tmp_path / "mmrs"))
+    build_mmrs_1m(str(tmp_path / "mmrs"), names)
+    config = {"out": str(tmp_path / "models"), "mmrs_out": str(tmp_path / "mmrs"),
+              "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifacts": str(tmp_path / "artifacts"),
+              "experiment": "test", "registered_model": "earthgpt-test", "max_steps_stage2": 4,
+              "max_steps_stage3": 4}
+    ops = {name: {"config": config} for name in ("tokenizer", "aligned_model", "earthgpt_model")}
+    result = dg.materialize(TRAINING_ASSETS, run_config={"ops": ops})
+    assert result.success
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    assert meta["aligned_model"]["steps"].value == 4 and meta["earthgpt_model"]["steps"].value == 4
+    assert meta["earthgpt_model"]["trainable_tensors"].value == 28
+    assert meta["earthgpt_model"]["registered_model"].value == "earthgpt-test v1"
+    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
+    assert checks[("aligned_model", "finite_losses")] and checks[("earthgpt_model", "reloads_and_generates")]
+    assert checks[("aligned_model", "reloads_and_generates")]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    version = mlflow.MlflowClient().get_model_version("earthgpt-test", "1")
+    run = mlflow.get_run(version.run_id)
+    assert run.data.tags["stage"] == "stage3" and len(run.data.tags["data_version"]) == 64
