@@ -88,6 +88,8 @@ class SourceRoot:
     def __post_init__(self) -> None:
         self.fs, self.base = fsspec.core.url_to_fs(self.url)
         self.base = self.base.rstrip("/")
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        self._local = protocol in ("file", "local")
 
     def path(self, rel: str) -> str:
         """Full path of `rel`; '..' segments are resolved (RSIVQA points into sibling releases)."""
@@ -96,8 +98,10 @@ class SourceRoot:
     def uri(self, rel: str) -> str:
         """Full URL of a relative path (for messages and for opening from other processes)."""
         full = self.path(rel)
+        if self._local:
+            return full
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        return full if protocol in ("file", "local") else f"{protocol}://{full}"
+        return f"{protocol}://{full}"
 
     def exists(self, rel: str) -> bool:
         return self.fs.exists(self.path(rel))
@@ -138,10 +142,14 @@ class SourceRoot:
 
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the image header only; refuses images larger than MAX_IMAGE_PIXELS."""
-        with self.open(rel) as f:
-            width, height = imagesize.get(f)  # parses the header bytes only: ~10x faster than PIL.Image.open
-            if width <= 0 or height <= 0:  # a format imagesize does not know: let PIL read the header
-                f.seek(0)
+        # header bytes only, ~10x faster than PIL.Image.open; local files by path (no fsspec read layer)
+        if self._local:
+            width, height = imagesize.get(self.path(rel))
+        else:
+            with self.open(rel) as f:
+                width, height = imagesize.get(f)
+        if width <= 0 or height <= 0:  # a format imagesize does not know: let PIL read the header
+            with self.open(rel) as f:
                 width, height = _pil_size(f, self.uri(rel))
         if width * height > MAX_IMAGE_PIXELS:
             raise ImageTooLargeError(f"{self.uri(rel)} is {width}x{height} pixels, over the limit of "
