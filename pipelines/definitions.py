@@ -35,4 +35,7 @@ defs = dg.Definitions(
     assets=[*SAMPLE_ASSETS, *RAW_ASSETS, *MMRS_ASSETS, mmrs_1m, *TRAINING_ASSETS],
     jobs=[sample_corpus_job, mmrs_job, training_job],
     schedules=[weekly_retraining],
+    # One process runs the steps in dependency order: a fresh process per step would re-import torch,
+    # transformers and Dagster (about 10 s each, 50 steps in the demo graph).
+    executor=dg.in_process_executor,
 )

@@ -94,6 +94,7 @@ def test_missing_raw_release_fails_clearly(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_the_whole_demo_graph_materializes_from_the_cli(tmp_path):
     """`dagster asset materialize --select '*'`: every asset of the demo profile, every check evaluated."""
     from assets.mmrs import ENABLED
