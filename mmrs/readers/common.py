@@ -6,7 +6,7 @@ import hashlib
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mmrs.quarantine import Quarantine
@@ -84,3 +84,19 @@ def load_json(root: SourceRoot, rel: str, quarantine: Quarantine) -> Any:
     except ValueError as error:
         quarantine.skip(rel, "invalid json", str(error))
         return None
+
+
+def read_line_boxes(root: SourceRoot, path: str, parse: Callable[[str], Any], quarantine: Quarantine) -> list[Any]:
+    """Parse a one-object-per-line label file: blank lines ignored, `parse(line)` returns the object or the
+    reason (a str) to quarantine the line; objects in file order."""
+    boxes = []
+    for raw in root.read_text(path).split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        box = parse(line)
+        if isinstance(box, str):
+            quarantine.skip(path, box, line)
+        else:
+            boxes.append(box)
+    return boxes

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import hash_split, is_image, parse_number
+from mmrs.readers.common import hash_split, is_image, parse_number, read_line_boxes
 from mmrs.storage import SourceRoot
 
 NWPU_VHR10_CLASSES = {
@@ -48,18 +48,8 @@ def parse_line(line: str, classes: Mapping[int, str]) -> Box | str:
 
 
 def read_labels(root: SourceRoot, path: str, classes: Mapping[int, str], quarantine: Quarantine) -> list[Box]:
-    """The boxes of one ground-truth file, in file order; bad lines are quarantined."""
-    boxes = []
-    for raw in root.read_text(path).split("\n"):
-        line = raw.strip()
-        if not line:
-            continue
-        box = parse_line(line, classes)
-        if isinstance(box, str):
-            quarantine.skip(path, box, line)
-        else:
-            boxes.append(box)
-    return boxes
+    """The boxes of one label file, in file order; bad lines are quarantined."""
+    return read_line_boxes(root, path, lambda line: parse_line(line, classes), quarantine)
 
 
 def _images(root: SourceRoot, folder: str) -> list[str]:

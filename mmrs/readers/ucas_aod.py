@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import hash_split, is_image, parse_number
+from mmrs.readers.common import hash_split, is_image, parse_number, read_line_boxes
 from mmrs.storage import SourceRoot
 
 VERTEX_NUMBERS = 8
@@ -40,17 +40,7 @@ def parse_line(line: str, label: str) -> Box | str:
 
 def read_labels(root: SourceRoot, path: str, label: str, quarantine: Quarantine) -> list[Box]:
     """The boxes of one label file, in file order; bad lines are quarantined."""
-    boxes = []
-    for raw in root.read_text(path).split("\n"):
-        line = raw.strip()
-        if not line:
-            continue
-        box = parse_line(line, label)
-        if isinstance(box, str):
-            quarantine.skip(path, box, line)
-        else:
-            boxes.append(box)
-    return boxes
+    return read_line_boxes(root, path, lambda line: parse_line(line, label), quarantine)
 
 
 def read_class_folder(root: SourceRoot, spec: SourceSpec, folder: str, label: str | None,
