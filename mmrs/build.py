@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 import fsspec
@@ -26,6 +28,27 @@ def _image_size(root: SourceRoot, raw: RawSample) -> tuple[int, int]:
     if raw.width and raw.height:
         return raw.width, raw.height
     return root.image_size(raw.image)
+
+
+def _size_or_error(root: SourceRoot, raw: RawSample) -> tuple[int, int] | Exception:
+    try:
+        return _image_size(root, raw)
+    except (OSError, ImageTooLargeError) as error:
+        return error
+
+
+def _with_sizes(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 64
+                ) -> Iterator[tuple[RawSample, tuple[int, int] | Exception]]:
+    """Pair each RawSample with its image size (or the error reading it). Sizes missing from the annotation
+    come from image headers, read by a thread pool a chunk ahead: on a cold disk or an object store those
+    reads are latency, not CPU, and would otherwise dominate conversion. Order is preserved; the reader
+    itself (and its quarantine) stays on this thread."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while batch := list(islice(samples, chunk)):
+            sizes = [pool.submit(_size_or_error, root, raw) if not (raw.width and raw.height) else None
+                     for raw in batch]
+            for raw, size in zip(batch, sizes, strict=True):
+                yield raw, (raw.width, raw.height) if size is None else size.result()
 
 
 def _write_tiles(root: SourceRoot, raw: RawSample, tiles: list, tile_out: str) -> None:
@@ -68,13 +91,12 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
     annotations = 0
     with fsspec.open(join(out, "quarantine.jsonl"), "w", encoding="utf-8", auto_mkdir=True) as sink:
         quarantine = Quarantine(spec.name, sink)
-        for raw in spec.reader(root, spec, quarantine):
+        for raw, size in _with_sizes(root, spec.reader(root, spec, quarantine)):
             annotations += annotation_count(raw)
-            try:
-                width, height = _image_size(root, raw)
-            except (OSError, ImageTooLargeError) as error:
-                quarantine.skip(raw.image, "unreadable image", str(error))
+            if isinstance(size, Exception):
+                quarantine.skip(raw.image, "unreadable image", str(size))
                 continue
+            width, height = size
             if spec.tile:
                 tiles = list(cut(raw, width, height, spec.tile))
                 try:
