@@ -9,7 +9,7 @@ TOOLS := .tools
 export DAGSTER_HOME := $(CURDIR)/.state/dagster
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.state/mlflow/mlflow.db
 
-.PHONY: setup demo test test-fast lint ui sample-data dvc-setup bench clean
+.PHONY: setup demo test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
 
 setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
@@ -48,6 +48,12 @@ dvc-setup: $(TOOLS)/dvc/bin/dvc
 $(TOOLS)/dvc/bin/dvc:
 	$(PYTHON) -m venv $(TOOLS)/dvc
 	$(TOOLS)/dvc/bin/pip install --quiet dvc==3.67.1 dvc-s3==3.3.0
+
+# Rebuild what changed (sample corpus, MMRS shards), record it in dvc.lock, push it to the remote
+# (a local folder under .state by default; `dvc remote add -d s3 s3://bucket/path` for a team).
+dvc-repro: setup dvc-setup
+	$(TOOLS)/dvc/bin/dvc repro
+	$(TOOLS)/dvc/bin/dvc push
 
 bench: setup
 	$(BIN)/python bench/generate.py
