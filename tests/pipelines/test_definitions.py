@@ -110,3 +110,20 @@ def test_the_whole_demo_graph_materializes_from_the_cli(tmp_path):
     assert "RUN_SUCCESS" in proc.stderr + proc.stdout
     stats = (tmp_path / "mmrs" / "mmrs_1m_stats.md").read_text()
     assert "| DIOR-RSVG | grounding, region_caption | optical |" in stats
+
+
+def test_the_paper_profile_loads_every_registered_source_without_the_sample_corpus():
+    """EARTHGPT_PROFILE=paper: all registry sources become raw/ and mmrs/ assets reading real releases."""
+    code = ("import json; from pipelines.definitions import defs; from mmrs.registry import SOURCES; "
+            "g = defs.resolve_asset_graph(); "
+            "print(json.dumps({'keys': [k.to_user_string() for k in defs.resolve_all_asset_keys()], "
+            "'sources': list(SOURCES), "
+            "'raw_deps': sorted({p.to_user_string() for k in g.get_all_asset_keys() "
+            "if k.path[0] == 'raw' for p in g.get(k).parent_keys})}))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "EARTHGPT_PROFILE": "paper"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    keys = set(result["keys"])
+    assert {f"raw/{s}" for s in result["sources"]} <= keys and {f"mmrs/{s}" for s in result["sources"]} <= keys
+    assert result["raw_deps"] == []  # real releases: nothing upstream of raw/<source>
