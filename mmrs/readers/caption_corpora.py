@@ -56,7 +56,7 @@ from PIL import Image
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import load_json, stem
+from mmrs.readers.common import load_json_object, stem
 from mmrs.storage import MissingFileError, SourceRoot, decode_text
 
 LAION_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")  # img2dataset encode_format values
@@ -157,14 +157,10 @@ def _coco_captions(annotations: list[Any], images: Mapping[int, _CocoImage], pat
 
 def _coco_split(root: SourceRoot, spec: SourceSpec, split: str, path: str, image_dir: str,
                 quarantine: Quarantine) -> Iterator[RawSample]:
-    document = load_json(root, path, quarantine)
+    document = load_json_object(root, path, quarantine, lists=("images", "annotations"))
     if document is None:
         return
-    records = document.get("images") if isinstance(document, dict) else None
-    annotations = document.get("annotations") if isinstance(document, dict) else None
-    if not isinstance(records, list) or not isinstance(annotations, list):
-        quarantine.skip(path, "malformed file", "no 'images' and 'annotations' lists")
-        return
+    records, annotations = document["images"], document["annotations"]
     images = _coco_images(records, path, quarantine)
     captions = _coco_captions(annotations, images, path, quarantine)
     for image in images.values():

@@ -25,7 +25,7 @@ from typing import Any
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import ClassMap, first_existing, load_json, stem
+from mmrs.readers.common import ClassMap, first_existing, load_json_object, stem
 from mmrs.storage import SourceRoot
 
 _SPACED_PERIOD = re.compile(r" \.(?= |$)")
@@ -135,13 +135,10 @@ def read_karpathy(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
     """
     options = spec.options
     path = find_annotation(root, options["annotations"])
-    document = load_json(root, path, quarantine)
+    document = load_json_object(root, path, quarantine, lists=("images",))
     if document is None:
         return
-    images = document.get("images") if isinstance(document, dict) else None
-    if not isinstance(images, list):
-        quarantine.skip(path, "malformed file", "no 'images' list")
-        return
+    images = document["images"]
     image_dir = first_existing(root, options["image_dirs"])
     captions, seen = _Captions(path, quarantine), set()
     for record in images:
@@ -182,11 +179,8 @@ def read_nwpu_captions(root: SourceRoot, spec: SourceSpec, quarantine: Quarantin
     """
     options = spec.options
     path = find_annotation(root, options["annotations"])
-    document = load_json(root, path, quarantine)
+    document = load_json_object(root, path, quarantine)
     if document is None:
-        return
-    if not isinstance(document, dict):
-        quarantine.skip(path, "malformed file", "top level is not a class-keyed object")
         return
     image_dir = first_existing(root, options["image_dirs"])
     captions, seen = _Captions(path, quarantine), set()

@@ -100,3 +100,21 @@ def read_line_boxes(root: SourceRoot, path: str, parse: Callable[[str], Any], qu
         else:
             boxes.append(box)
     return boxes
+
+
+def load_json_object(root: SourceRoot, rel: str, quarantine: Quarantine, lists: Sequence[str] = ()
+                     ) -> dict[str, Any] | None:
+    """A JSON file whose top level is an object holding a list under each key of `lists`; None when it is
+    not (quarantined as "invalid json" or "malformed file")."""
+    document = load_json(root, rel, quarantine)
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        quarantine.skip(rel, "malformed file", "top level is not an object")
+        return None
+    missing = [key for key in lists if not isinstance(document.get(key), list)]
+    if missing:
+        quarantine.skip(rel, "malformed file", f"no {', '.join(repr(k) for k in missing)} list")
+        return None
+    return document
+

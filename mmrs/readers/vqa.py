@@ -20,7 +20,7 @@ from typing import Any
 from mmrs.quarantine import Quarantine
 from mmrs.raw import QAPair, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import first_existing, hash_split, is_image, load_json, stem
+from mmrs.readers.common import first_existing, hash_split, is_image, load_json_object, stem
 from mmrs.storage import SourceRoot
 
 FULL_WIDTH_QUESTION_MARK = "\uff1f"
@@ -113,11 +113,8 @@ def read_floodnet(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
     """
     for files in spec.options["splits"]:
         path = find_file(root, files.annotations)
-        document = load_json(root, path, quarantine)
+        document = load_json_object(root, path, quarantine)
         if document is None:
-            continue
-        if not isinstance(document, dict):
-            quarantine.skip(path, "malformed file", "top level is not an id-keyed object")
             continue
         images = ImageFolder(root, files.images)
         samples: dict[str, RawSample] = {}
@@ -148,14 +145,8 @@ def record_id(value: Any) -> int | None:
 
 def _rsvqa_records(root: SourceRoot, path: str, part: str, quarantine: Quarantine) -> list[Any] | None:
     """The array of one trio file (`{"images": [...]}` etc.), or None after quarantining the file."""
-    document = load_json(root, path, quarantine)
-    if document is None:
-        return None
-    records = document.get(part) if isinstance(document, dict) else None
-    if not isinstance(records, list):
-        quarantine.skip(path, "malformed file", f"no '{part}' list")
-        return None
-    return records
+    document = load_json_object(root, path, quarantine, lists=(part,))
+    return None if document is None else document[part]
 
 
 def _by_id(records: list[Any], path: str, quarantine: Quarantine, id_key: str = "id") -> dict[int, dict]:
