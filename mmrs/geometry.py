@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 Point = tuple[float, float]
 HBB = tuple[float, float, float, float]
 
@@ -129,3 +131,22 @@ def hbb_iou(a: HBB, b: HBB) -> float:
     inter = iw * ih
     union = hbb_area(a) + hbb_area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+def points_in_convex(points: np.ndarray, corners: Sequence[Point], tol: float = 0.0) -> np.ndarray:
+    """(N, 2) points -> (N,) bool: within `tol` of the convex polygon `corners` (either orientation)."""
+    poly = np.asarray(corners, float)
+    centre = poly.mean(axis=0)
+    inside = np.ones(len(points), bool)
+    for a, b in zip(poly, np.roll(poly, -1, axis=0), strict=True):
+        normal = np.array([b[1] - a[1], a[0] - b[0]]) / np.linalg.norm(b - a)
+        if np.dot(centre - a, normal) > 0:
+            normal = -normal
+        inside &= (np.asarray(points, float) - a) @ normal <= tol
+    return inside
+
+
+def same_vertices(a: Sequence[Point], b: Sequence[Point], tol: float) -> bool:
+    """Every vertex of `a` lies within `tol` of some vertex of `b` (order-free polygon comparison)."""
+    return all(min(math.dist(p, q) for q in b) <= tol for p in a)
+

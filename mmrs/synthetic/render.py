@@ -118,6 +118,12 @@ def object_mask(scene: Scene, index: int) -> np.ndarray:
     return np.asarray(img) > 0
 
 
+def painted_centres(scene: Scene, index: int) -> np.ndarray:
+    """(N, 2) pixel-centre coordinates (x + 0.5, y + 0.5) of the pixels painted for object `index`."""
+    ys, xs = np.nonzero(object_mask(scene, index))
+    return np.stack([xs + 0.5, ys + 0.5], axis=1)
+
+
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
     """(H, W) float32 noise with unit variance and features of about `cell` pixels."""
     small = rng.standard_normal((max(2, h // cell + 2), max(2, w // cell + 2))).astype(np.float32)

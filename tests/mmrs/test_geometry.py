@@ -25,3 +25,22 @@ def test_rotated_rect_matches_shapely_area_and_is_clockwise_on_screen(angle):
 def test_polygon_hbb_and_clip():
     assert polygon_hbb([(3, 9), (-2, 4), (7, 1)]) == (-2, 1, 7, 9)
     assert clip_hbb((-2, 1, 7, 9), width=5, height=8) == (0, 1, 5, 8)
+
+
+def test_points_in_convex_either_orientation_with_tolerance():
+    import numpy as np
+
+    from mmrs.geometry import points_in_convex
+
+    square = [(0, 0), (10, 0), (10, 10), (0, 10)]
+    points = np.array([[5, 5], [10.5, 5], [12, 5]])
+    assert points_in_convex(points, square, tol=1.0).tolist() == [True, True, False]
+    assert points_in_convex(points, square[::-1], tol=1.0).tolist() == [True, True, False]
+    assert points_in_convex(points, square).tolist() == [True, False, False]
+
+
+def test_same_vertices_ignores_order():
+    from mmrs.geometry import same_vertices
+
+    assert same_vertices([(0, 0), (1, 0), (1, 1)], [(1, 1.05), (0, 0), (1, 0)], tol=0.1)
+    assert not same_vertices([(0, 0), (2, 0)], [(0, 0), (1, 0)], tol=0.1)

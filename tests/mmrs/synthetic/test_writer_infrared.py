@@ -14,11 +14,10 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from mmrs.geometry import rotated_rect_corners
+from mmrs.geometry import points_in_convex, rotated_rect_corners, same_vertices
 from mmrs.synthetic.corpus import DATASETS, HIT_UAV_OBJECTS, generate_dataset
-from mmrs.synthetic.render import object_mask
+from mmrs.synthetic.render import painted_centres
 from mmrs.synthetic.samples import Sample, WriteReport, iter_samples
-from mmrs.synthetic.scene import Scene
 
 SPLITS = ("train", "val", "test")
 CATEGORIES = [*HIT_UAV_OBJECTS.values(), "DontCare"]
@@ -38,28 +37,6 @@ def stems(hit_uav) -> dict[int, str]:
     """sample index -> file stem, found through the frame number the stem ends with."""
     root, _, _ = hit_uav
     return {int(STEM.fullmatch(p.stem).group(5)): p.stem for p in (root / "normal_xml" / "JPEGImages").iterdir()}
-
-
-def _inside_convex(points: np.ndarray, corners: list[tuple[float, float]], tol: float) -> np.ndarray:
-    """(N,) bool: points within `tol` pixels of the convex polygon `corners` (either orientation)."""
-    poly = np.asarray(corners, float)
-    centre = poly.mean(axis=0)
-    ok = np.ones(len(points), bool)
-    for a, b in zip(poly, np.roll(poly, -1, axis=0), strict=True):
-        normal = np.array([b[1] - a[1], a[0] - b[0]]) / np.linalg.norm(b - a)
-        if np.dot(centre - a, normal) > 0:
-            normal = -normal
-        ok &= (points - a) @ normal <= tol
-    return ok
-
-
-def _painted_centres(scene: Scene, index: int) -> np.ndarray:
-    ys, xs = np.nonzero(object_mask(scene, index))
-    return np.stack([xs + 0.5, ys + 0.5], axis=1)
-
-
-def _same_corners(a: list[tuple[float, float]], b: list[tuple[float, float]], tol: float) -> bool:
-    return all(min(math.dist(p, q) for q in b) <= tol for p in a)
 
 
 def _objects(root: Path, folder: str, stem: str) -> list:
@@ -169,7 +146,7 @@ def test_rotate_xml_is_rolabelimg_and_reproduces_the_corners(hit_uav, stems):
             assert node.findtext("type") == "robndbox" and node.findtext("name") == HIT_UAV_OBJECTS[obj.kind]
             cx, cy, w, h, angle = (float(node.findtext(f"robndbox/{t}")) for t in ("cx", "cy", "w", "h", "angle"))
             assert 0.0 <= angle < math.pi
-            assert _same_corners(rotated_rect_corners(cx, cy, w, h, angle), obj.corners, 1e-3)
+            assert same_vertices(rotated_rect_corners(cx, cy, w, h, angle), obj.corners, 1e-3)
 
 
 def test_boxes_enclose_the_painted_objects(hit_uav, stems):
@@ -179,11 +156,11 @@ def test_boxes_enclose_the_painted_objects(hit_uav, stems):
         rotated, _ = _split_objects(_objects(root, "rotate_xml", stem))
         normal, _ = _split_objects(_objects(root, "normal_xml", stem))
         for i, (rnode, nnode) in enumerate(zip(rotated, normal, strict=True)):
-            centres = _painted_centres(scene, i)
+            centres = painted_centres(scene, i)
             cx, cy, w, h, angle = (float(rnode.findtext(f"robndbox/{t}")) for t in ("cx", "cy", "w", "h", "angle"))
-            assert _inside_convex(centres, rotated_rect_corners(cx, cy, w, h, angle), 1.0).all()
+            assert points_in_convex(centres, rotated_rect_corners(cx, cy, w, h, angle), 1.0).all()
             x0, y0, x1, y1 = (float(nnode.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax"))
-            assert _inside_convex(centres, [(x0, y0), (x1, y0), (x1, y1), (x0, y1)], 1.0).all()
+            assert points_in_convex(centres, [(x0, y0), (x1, y0), (x1, y1), (x0, y1)], 1.0).all()
 
 
 def test_difficult_flags_tiny_boxes(hit_uav, stems):
@@ -267,7 +244,7 @@ def test_rotate_json_schema_boxes_and_log(hit_uav, stems):
                 assert isinstance(ann["difficult"], bool) and len(ann["bbox"]) == 5
                 cx, cy, w, h, angle = ann["bbox"]
                 assert 0.0 <= angle < math.pi
-                assert _same_corners(rotated_rect_corners(cx, cy, w, h, angle), obj.corners, 1e-3)
+                assert same_vertices(rotated_rect_corners(cx, cy, w, h, angle), obj.corners, 1e-3)
         for ann in data["annotations"]:
             counts[CATEGORIES[ann["category_id"]]] += 1
             ann_ids.append(ann["id"])

@@ -14,9 +14,9 @@ import tifffile
 from PIL import Image
 from pycocotools.coco import COCO
 
-from mmrs.geometry import polygon_area, rotated_rect_corners
+from mmrs.geometry import points_in_convex, polygon_area, rotated_rect_corners, same_vertices
 from mmrs.synthetic.corpus import DATASETS, generate_dataset
-from mmrs.synthetic.render import object_mask
+from mmrs.synthetic.render import painted_centres
 from mmrs.synthetic.samples import Sample, WriteReport, iter_samples
 from mmrs.synthetic.scene import Scene
 
@@ -39,32 +39,10 @@ def _ship_indices(scene: Scene) -> list[int]:
     return [i for i, o in enumerate(scene.objects) if o.kind == "ship"]
 
 
-def _inside_convex(points: np.ndarray, corners: list[tuple[float, float]], tol: float) -> np.ndarray:
-    """(N,) bool: points within `tol` pixels of the convex polygon `corners` (either orientation)."""
-    poly = np.asarray(corners, float)
-    centre = poly.mean(axis=0)
-    ok = np.ones(len(points), bool)
-    for a, b in zip(poly, np.roll(poly, -1, axis=0), strict=True):
-        normal = np.array([b[1] - a[1], a[0] - b[0]]) / np.linalg.norm(b - a)
-        if np.dot(centre - a, normal) > 0:
-            normal = -normal
-        ok &= (points - a) @ normal <= tol
-    return ok
-
-
-def _painted_centres(scene: Scene, index: int) -> np.ndarray:
-    ys, xs = np.nonzero(object_mask(scene, index))
-    return np.stack([xs + 0.5, ys + 0.5], axis=1)
-
-
-def _same_corners(a: list[tuple[float, float]], b: list[tuple[float, float]], tol: float) -> bool:
-    return all(min(math.dist(p, q) for q in b) <= tol for p in a)
-
-
 def _assert_hbb(box: tuple[float, float, float, float], scene: Scene, index: int) -> None:
     expected = scene.objects[index].hbb
     assert np.allclose(box, expected, atol=0.51), (box, expected)
-    centres = _painted_centres(scene, index)
+    centres = painted_centres(scene, index)
     x0, y0, x1, y1 = box
     assert (centres[:, 0] >= x0 - 1).all() and (centres[:, 0] <= x1 + 1).all()
     assert (centres[:, 1] >= y0 - 1).all() and (centres[:, 1] <= y1 + 1).all()
@@ -133,7 +111,7 @@ def test_hrsid_coco_matches_the_scenes(corpus):
                 polygon = list(zip(ann["segmentation"][0][::2], ann["segmentation"][0][1::2], strict=True))
                 assert len(polygon) >= 3 and ann["iscrowd"] == 0
                 assert ann["area"] == pytest.approx(polygon_area(polygon))
-                assert _inside_convex(np.asarray(polygon, float), scene.objects[i].corners, 1.0).all()
+                assert points_in_convex(np.asarray(polygon, float), scene.objects[i].corners, 1.0).all()
                 assert 0 < coco.annToMask(ann).sum() <= w * h + 2 * (w + h)
             seen += len(anns)
     assert seen == sum(len(_ship_indices(s.scene)) for s in samples)
@@ -205,20 +183,20 @@ def test_ssdd_boxes_rboxes_and_polygons_match_the_scenes(corpus):
             r = {t: float(node.findtext(f"rotated_bndbox/rotated_bbox_{t}")) for t in ("cx", "cy", "w", "h", "theta")}
             assert 0.0 <= r["theta"] < 90.0
             rebuilt = rotated_rect_corners(r["cx"], r["cy"], r["w"], r["h"], math.radians(r["theta"]))
-            assert _same_corners(rebuilt, obj.corners, 0.05)
+            assert same_vertices(rebuilt, obj.corners, 0.05)
             corners = [(float(node.findtext(f"rotated_bndbox/x{k}")), float(node.findtext(f"rotated_bndbox/y{k}")))
                        for k in range(1, 5)]
-            assert _same_corners(corners, obj.corners, 0.71)
+            assert same_vertices(corners, obj.corners, 0.71)
             segm = [tuple(float(v) for v in p.text.split(",")) for p in node.find("segm")]
             assert [p.tag for p in node.find("segm")] == [f"point-{k}" for k in range(1, len(segm) + 1)]
-            assert len(segm) >= 3 and _inside_convex(np.asarray(segm), obj.corners, 1.0).all()
+            assert len(segm) >= 3 and points_in_convex(np.asarray(segm), obj.corners, 1.0).all()
 
 
 def test_ssdd_obbs_enclose_the_painted_ships(corpus):
     _, _, samples = corpus["ssdd"]
     for sample in samples[:12]:
         for i in _ship_indices(sample.scene):
-            assert _inside_convex(_painted_centres(sample.scene, i), sample.scene.objects[i].corners, 1.0).all()
+            assert points_in_convex(painted_centres(sample.scene, i), sample.scene.objects[i].corners, 1.0).all()
 
 
 def test_ssdd_is_deterministic(corpus, tmp_path):
