@@ -7,6 +7,7 @@ and, after stage 3, a registered pyfunc model version.
 # No `from __future__ import annotations` here: Dagster reads the config annotation at decoration time.
 
 import dataclasses
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -190,6 +191,9 @@ def earthgpt_model(context: dg.AssetExecutionContext, config: TrainConfig) -> dg
 
     with mlflow.start_run(run_id=result.run_id):
         info = log_earthgpt_model(result.model_dir, registered_model_name=config.registered_model)
+    registration = {"tracking_uri": tracking.uri, "run_id": result.run_id, "model_uri": info.model_uri,
+                    "registered_model": config.registered_model, "version": info.registered_model_version}
+    (result.model_dir.parent / "registration.json").write_text(json.dumps(registration, indent=2), encoding="utf-8")
     metadata = _result_metadata(result, model, tracking) | {
         "registered_model": f"{config.registered_model} v{info.registered_model_version}",
         "model_uri": info.model_uri}

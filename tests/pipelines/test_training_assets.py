@@ -1,9 +1,14 @@
-"""tokenizer -> aligned_model -> earthgpt_model on a small converted corpus, a few steps each."""
+"""tokenizer -> aligned_model -> earthgpt_model -> eval/<benchmark> -> evaluation_report on a small converted
+corpus, a few training steps each."""
+
+import json
 
 import dagster as dg
 import mlflow
 
+from assets.evaluation import build_evaluation_assets
 from assets.training import TRAINING_ASSETS
+from evaluation.benchmarks import BENCHMARKS
 from mmrs.build import build_mmrs_1m, convert_source
 from mmrs.registry import SOURCES
 from mmrs.synthetic.corpus import DATASETS, generate_dataset
@@ -20,7 +25,11 @@ def test_training_assets_train_register_and_pass_their_checks(tmp_path):
               "experiment": "test", "registered_model": "earthgpt-test", "max_steps_stage2": 4,
               "max_steps_stage3": 4}
     ops = {name: {"config": config} for name in ("tokenizer", "aligned_model", "earthgpt_model")}
-    result = dg.materialize(TRAINING_ASSETS, run_config={"ops": ops})
+    eval_config = {"model_dir": str(tmp_path / "models" / "stage3" / "model"), "mmrs_out": str(tmp_path / "mmrs"),
+                   "out": str(tmp_path / "eval"), "batch_size": 8}
+    ops |= {name: {"config": eval_config} for name in ("eval__nwpu_resisc45", "evaluation_report")}
+    evaluation = build_evaluation_assets([BENCHMARKS["nwpu_resisc45"]])
+    result = dg.materialize([*TRAINING_ASSETS, *evaluation], run_config={"ops": ops})
     assert result.success
     meta = {e.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}
@@ -34,3 +43,14 @@ def test_training_assets_train_register_and_pass_their_checks(tmp_path):
     version = mlflow.MlflowClient().get_model_version("earthgpt-test", "1")
     run = mlflow.get_run(version.run_id)
     assert run.data.tags["stage"] == "stage3" and len(run.data.tags["data_version"]) == 64
+
+    # the evaluation scored every held-out image, logged to the stage-3 run, and promoted only on a pass
+    manifest = json.loads((tmp_path / "mmrs" / "nwpu_resisc45" / "manifest.json").read_text())
+    assert meta["eval/nwpu_resisc45"]["samples"].value == manifest["counts"]["records"]["test"]["classification"]
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| Top-1 | 93.84 |" in report
+    assert "eval/nwpu_resisc45/Top-1" in run.data.metrics
+    passed = checks[("evaluation_report", "every_benchmark_beats_its_baseline")]
+    assert meta["evaluation_report"]["promoted_to_champion"].value == passed
+    aliases = mlflow.MlflowClient().get_registered_model("earthgpt-test").aliases
+    assert ("champion" in aliases) == passed
