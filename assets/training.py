@@ -1,4 +1,9 @@
-"""Dagster assets `tokenizer`, `aligned_model` (stage 2) and `earthgpt_model` (stage 3), with checks.
+"""Dagster assets `tokenizer`, `pretrained_llm`, `aligned_model` (stage 2) and `earthgpt_model` (stage 3).
+
+`pretrained_llm` is the paper's starting point, a pretrained LLaMA-2: the `paper` preset reads it from its
+folder; the `tiny` preset has no such checkpoint, so it trains a stand-in (causal LM on the MMRS training
+text, every LLM weight, no image; params.yaml `train.text`). Without it, stage 3's bias + shift tuning of a
+random-init 2-layer LLM learns the answer formats but not to read the image.
 
 Thin: the work is in models.tokenization, models.data, models.trainer; MLflow holds the runs, checkpoints
 and, after stage 3, a registered pyfunc model version.
@@ -43,6 +48,7 @@ class TrainConfig(dg.Config):
     artifacts: str = _TRAIN["mlflow"]["artifacts"]
     experiment: str = _TRAIN["mlflow"]["experiment"]
     registered_model: str = _TRAIN["mlflow"]["registered_model"]
+    max_steps_text: int = _TRAIN["text"]["max_steps"] if "text" in _TRAIN else 0
     max_steps_stage2: int = _TRAIN["stage2"]["max_steps"]
     max_steps_stage3: int = _TRAIN["stage3"]["max_steps"]
 
@@ -83,7 +89,8 @@ def _sparkline(values: list[float], width: int = 60) -> str:
 
 def _stage_config(stage: str, config: TrainConfig, out: Path) -> StageConfig:
     params = _TRAIN[stage]
-    max_steps = config.max_steps_stage2 if stage == "stage2" else config.max_steps_stage3
+    max_steps = {"text": config.max_steps_text, "stage2": config.max_steps_stage2,
+                 "stage3": config.max_steps_stage3}[stage]
     dist = DistributedConfig.from_dict(_TRAIN["distributed"])
     return StageConfig(stage, str(out / stage),
                        OptimConfig(lr=params["lr"], warmup_steps=params["warmup_steps"], max_steps=max_steps),
@@ -94,7 +101,7 @@ def _datamodule(stage: str, config: TrainConfig, model: EarthGPT, tokenizer) -> 
     params = _TRAIN[stage]
     tasks = None if params["tasks"] == "all" else tuple(params["tasks"])
     data = DataConfig(manifest=join(repo_path(config.mmrs_out), "mmrs_1m.json"), tasks=tasks,
-                      batch_size=params["batch_size"])
+                      batch_size=params["batch_size"], images=stage != "text")
     return MMRSDataModule(data, model.config, tokenizer)
 
 
@@ -168,13 +175,34 @@ def _train(stage: str, context: dg.AssetExecutionContext, config: TrainConfig, m
     return result, tracking
 
 
+_TRAINS_TEXT = _TRAIN["preset"] == "tiny"
+
+
 @dg.asset(group_name="training", deps=["tokenizer", "mmrs_1m"], kinds={"pytorch", "mlflow"},
+          check_specs=[dg.AssetCheckSpec(c, asset="pretrained_llm") for c in _CHECKS] if _TRAINS_TEXT else [],
+          description="The LLM the paper starts from. paper preset: LLaMA-2 from its folder, nothing trained. "
+                      "tiny preset: a stand-in trained here - causal LM on the MMRS training text, every LLM "
+                      "weight, no image.")
+def pretrained_llm(context: dg.AssetExecutionContext, config: TrainConfig) -> dg.MaterializeResult:
+    if not _TRAINS_TEXT:
+        return dg.MaterializeResult(metadata={"llama": _TRAIN["llama"], "trained_here": False})
+    tok = load_tokenizer(str(Path(repo_path(config.out)) / "tokenizer"))
+    model = _build_model(tok)
+    result, tracking = _train("text", context, config, model, tok)
+    return dg.MaterializeResult(metadata=_result_metadata(result, model, tracking) | {"trained_here": True},
+                                check_results=_checks(result, model, tok))
+
+
+@dg.asset(group_name="training", deps=["pretrained_llm", "mmrs_1m"], kinds={"pytorch", "mlflow"},
           check_specs=[dg.AssetCheckSpec(c, asset="aligned_model") for c in _CHECKS],
           description="Stage 2, cross-modal alignment on captions: q/k/v (with biases), RMSNorm scales and the "
                       "visual projection train.")
 def aligned_model(context: dg.AssetExecutionContext, config: TrainConfig) -> dg.MaterializeResult:
-    tok = load_tokenizer(str(Path(repo_path(config.out)) / "tokenizer"))
-    model = _build_model(tok)
+    if _TRAINS_TEXT:
+        model, tok = load_model(Path(repo_path(config.out)) / "text" / "model")
+    else:
+        tok = load_tokenizer(str(Path(repo_path(config.out)) / "tokenizer"))
+        model = _build_model(tok)
     result, tracking = _train("stage2", context, config, model, tok)
     return dg.MaterializeResult(metadata=_result_metadata(result, model, tracking),
                                 check_results=_checks(result, model, tok))
@@ -200,4 +228,4 @@ def earthgpt_model(context: dg.AssetExecutionContext, config: TrainConfig) -> dg
     return dg.MaterializeResult(metadata=metadata, check_results=_checks(result, model, tok))
 
 
-TRAINING_ASSETS = [tokenizer, aligned_model, earthgpt_model]
+TRAINING_ASSETS = [tokenizer, pretrained_llm, aligned_model, earthgpt_model]

@@ -89,7 +89,10 @@ STAGE2 = TrainablePolicy("stage2_alignment", (
     r"llm\.model\.norm\.weight",
 ))
 STAGE3 = TrainablePolicy("stage3_instruction", (r"llm\.model\.layers\.\d+\..*\.(alpha|beta)",))
-POLICIES = {"stage2": STAGE2, "stage3": STAGE3}
+# Not a stage of the paper, which starts from a pretrained LLaMA-2: the tiny preset's random-init LLM gets
+# a stand-in for that pretraining (causal LM on the MMRS training text, every LLM weight, no image).
+TEXT_PRETRAINING = TrainablePolicy("text_pretraining_stand_in", (r"llm\..*",))
+POLICIES = {"text": TEXT_PRETRAINING, "stage2": STAGE2, "stage3": STAGE3}
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -70,6 +70,7 @@ class DataConfig:
     bucket_batches: length grouping sorts windows of bucket_batches * batch_size samples.
     shuffle_buffer: raw lines held per source for shuffling (bounds memory; 0 keeps shard order).
     num_workers: DataLoader processes that decode images; the batches are the same for any number.
+    images: False gives text-only batches (no `pixels`, no image read): the tiny preset's text pretraining.
     """
 
     manifest: str | None = None
@@ -84,6 +85,7 @@ class DataConfig:
     shuffle_buffer: int = 1000
     seed: int = 0
     num_workers: int = 0
+    images: bool = True
 
     def __post_init__(self) -> None:
         if (self.manifest is None) == (not self.sources):
@@ -293,10 +295,11 @@ class PlannedBatch:
 
 
 # --- batches -----------------------------------------------------------------------------------------------
-def collate(samples: list[Sample], pixels: list[torch.Tensor], pad_id: int) -> dict[str, Any]:
+def collate(samples: list[Sample], pixels: list[torch.Tensor] | None, pad_id: int) -> dict[str, Any]:
     """B samples and their (3, S, S) images -> a training batch.
 
-    pixels (B, 3, S, S) float32; input_ids, attention_mask, labels (B, T) int64 with T the longest sample,
+    pixels (B, 3, S, S) float32 (absent when `pixels` is None); input_ids, attention_mask, labels (B, T)
+    int64 with T the longest sample,
     right-padded with pad_id, 0 and IGNORE_INDEX; ids: the B record ids.
     """
     width = max(len(s.input_ids) for s in samples)
@@ -308,8 +311,8 @@ def collate(samples: list[Sample], pixels: list[torch.Tensor], pad_id: int) -> d
         input_ids[row, :n] = torch.tensor(sample.input_ids)
         labels[row, :n] = torch.tensor(sample.labels)
         attention_mask[row, :n] = 1
-    return {"pixels": torch.stack(pixels), "input_ids": input_ids, "attention_mask": attention_mask,
-            "labels": labels, "ids": [s.id for s in samples]}
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, "ids": [s.id for s in samples]}
+    return batch if pixels is None else {"pixels": torch.stack(pixels), **batch}
 
 
 @dataclass(frozen=True)
@@ -441,17 +444,11 @@ class MMRSStream(IterableDataset):
 
     def _load(self, planned: PlannedBatch, epoch: int, step: int) -> dict[str, Any]:
         """The collated batch with "info"; samples whose image cannot be read are left out and counted."""
-        kept: list[Sample] = []
-        pixels: list[torch.Tensor] = []
         skipped = Counter(planned.skipped)
-        for sample in planned.samples:
-            try:
-                pixels.append(preprocess(load_record_image(sample.image_root, sample.image), self.model_config))
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
-                logger.warning("skipping record %s: %s %s (%s)", sample.id, UNREADABLE_IMAGE, sample.image, error)
-                skipped[UNREADABLE_IMAGE] += 1
-                continue
-            kept.append(sample)
+        if self.config.images:
+            kept, pixels = self._read_images(planned.samples, skipped)
+        else:
+            kept, pixels = list(planned.samples), None
         if not kept:
             return {"info": BatchInfo(epoch, step, 0, 0, 0, dict(skipped), planned.truncated)}
         batch = collate(kept, pixels, self.pad_id)
@@ -459,6 +456,19 @@ class MMRSStream(IterableDataset):
         pad = text - int(batch["attention_mask"].sum())
         batch["info"] = BatchInfo(epoch, step, len(kept), text, pad, dict(skipped), planned.truncated)
         return batch
+
+    def _read_images(self, samples: list[Sample], skipped: Counter[str]) -> tuple[list[Sample], list[torch.Tensor]]:
+        """Decode and preprocess each sample's image; unreadable ones are left out and counted in `skipped`."""
+        kept, pixels = [], []
+        for sample in samples:
+            try:
+                pixels.append(preprocess(load_record_image(sample.image_root, sample.image), self.model_config))
+            except (OSError, ValueError, Image.DecompressionBombError) as error:
+                logger.warning("skipping record %s: %s %s (%s)", sample.id, UNREADABLE_IMAGE, sample.image, error)
+                skipped[UNREADABLE_IMAGE] += 1
+                continue
+            kept.append(sample)
+        return kept, pixels
 
     def record(self, info: BatchInfo) -> None:
         """Called as a batch reaches the consumer: count it and move the position past it."""

@@ -59,8 +59,8 @@ class EarthGPT(nn.Module):
             raise ValueError(f"unknown stage {stage!r} (have {', '.join(POLICIES)})")
         if stage == "stage3" and self.stage != "stage3":
             add_scale_shift(self.llm.model.layers, self.config.adapter.alpha_init_std)
-        if stage == "stage2" and self.stage == "stage3":
-            raise ValueError("a stage-3 model cannot go back to stage 2")
+        if stage != "stage3" and self.stage == "stage3":
+            raise ValueError(f"a stage-3 model cannot go back to {stage}")
         return POLICIES[stage].apply(self)
 
     # --- forward -------------------------------------------------------------------------------------------
@@ -81,6 +81,11 @@ class EarthGPT(nn.Module):
             labels = torch.cat([labels.new_full((labels.shape[0], self.vision.num_tokens), IGNORE_INDEX), labels],
                                dim=1)
         return self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels, use_cache=False)
+
+    def text_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """No image: mean next-token loss over every real token of (B, T) ids (the text pretraining stand-in)."""
+        labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
+        return self.llm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False).loss
 
     @torch.no_grad()
     def generate(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,

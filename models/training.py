@@ -47,17 +47,20 @@ class EarthGPTModule(L.LightningModule):
         self.optim = optim
         self.trainable_names = model.set_stage(stage)
 
-    def forward(self, batch: dict[str, torch.Tensor]):
-        return self.model(batch["pixels"], batch["input_ids"], batch["attention_mask"], labels=batch["labels"])
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The stage's loss: answers given image and prompt; for "text", every token of text-only batches."""
+        if self.stage == "text":
+            return self.model.text_loss(batch["input_ids"], batch["attention_mask"])
+        return self.model(batch["pixels"], batch["input_ids"], batch["attention_mask"], labels=batch["labels"]).loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self(batch).loss
+        loss = self(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=batch["input_ids"].shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self(batch).loss
+        loss = self(batch)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 

@@ -278,3 +278,16 @@ def test_bad_configuration_is_a_clear_error(corpus, tok):
     saved = _module(tok, sources=_two_sources(corpus)).state_dict()
     with pytest.raises(ValueError, match="cannot be resumed"):
         _module(tok, sources=_two_sources(corpus), seed=1).load_state_dict(saved)
+
+
+def test_text_only_batches_read_no_image(corpus, tok, monkeypatch):
+    with_images = _take(_module(tok, manifest=str(corpus / "mmrs_1m.json"), batch_size=4), 2)
+
+    def no_image(*args):
+        raise AssertionError("text-only batches must not read images")
+
+    monkeypatch.setattr(data, "load_record_image", no_image)
+    text_only = _take(_module(tok, manifest=str(corpus / "mmrs_1m.json"), batch_size=4, images=False), 2)
+    assert "pixels" not in text_only[0]
+    assert _ids(text_only) == _ids(with_images)  # the same records in the same batches, without pixels
+    assert torch.equal(text_only[1]["input_ids"], with_images[1]["input_ids"])

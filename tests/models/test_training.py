@@ -30,4 +30,22 @@ def test_training_step_returns_a_finite_loss(model):
     ids = torch.randint(4, 512, (2, 10))
     batch = {"pixels": torch.randn(2, 3, 64, 64), "input_ids": ids, "attention_mask": torch.ones_like(ids),
              "labels": ids}
-    assert math.isfinite(float(module(batch).loss))
+    assert math.isfinite(float(module(batch)))
+
+
+def test_text_pretraining_stand_in_trains_every_llm_weight_on_text_alone(model):
+    module = EarthGPTModule(model, "text", OptimConfig())
+    llm_names = {f"llm.{n}" for n, _ in model.llm.named_parameters()}
+    assert set(module.trainable_names) == llm_names  # the encoders and the projector stay frozen
+    ids = torch.randint(4, 512, (2, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.full_like(ids, -100)}  # no pixels
+    expected = model.llm(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+    assert torch.allclose(module(batch), expected)
+
+
+def test_a_stage3_model_cannot_go_back_to_text_pretraining(model):
+    model.set_stage("stage3")
+    with pytest.raises(ValueError, match="cannot go back to text"):
+        model.set_stage("text")

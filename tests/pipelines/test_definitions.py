@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.evaluation import ACTIVE
 from assets.sample_corpus import SAMPLE_ASSETS
 from mmrs.synthetic.corpus import DATASETS
 from pipelines.definitions import defs
@@ -59,8 +60,13 @@ def _demo_run_config(tmp_path, names, merge=True):
         ops["mmrs_1m"] = {"config": {"out": str(tmp_path / "mmrs")}}
         training = {"out": str(tmp_path / "models"), "mmrs_out": str(tmp_path / "mmrs"),
                     "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifacts": str(tmp_path / "artifacts"),
-                    "max_steps_stage2": 20, "max_steps_stage3": 20}
-        ops |= {name: {"config": training} for name in ("tokenizer", "aligned_model", "earthgpt_model")}
+                    "max_steps_text": 20, "max_steps_stage2": 20, "max_steps_stage3": 20}
+        ops |= {name: {"config": training}
+                for name in ("tokenizer", "pretrained_llm", "aligned_model", "earthgpt_model")}
+        evaluation = {"model_dir": str(tmp_path / "models" / "stage3" / "model"), "mmrs_out": str(tmp_path / "mmrs"),
+                      "out": str(tmp_path / "eval")}
+        ops |= {f"eval__{b.name}": {"config": evaluation} for b in ACTIVE}
+        ops["evaluation_report"] = {"config": evaluation}
     return {"ops": ops}
 
 
@@ -110,6 +116,8 @@ def test_the_whole_demo_graph_materializes_from_the_cli(tmp_path):
     assert "RUN_SUCCESS" in proc.stderr + proc.stdout
     stats = (tmp_path / "mmrs" / "mmrs_1m_stats.md").read_text()
     assert "| DIOR-RSVG | grounding, region_caption | optical |" in stats
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "## Table II" in report and "## Table VI" in report
 
 
 def test_the_paper_profile_loads_every_registered_source_without_the_sample_corpus():

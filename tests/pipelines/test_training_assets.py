@@ -22,9 +22,9 @@ def test_training_assets_train_register_and_pass_their_checks(tmp_path):
     build_mmrs_1m(str(tmp_path / "mmrs"), names)
     config = {"out": str(tmp_path / "models"), "mmrs_out": str(tmp_path / "mmrs"),
               "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifacts": str(tmp_path / "artifacts"),
-              "experiment": "test", "registered_model": "earthgpt-test", "max_steps_stage2": 4,
+              "experiment": "test", "registered_model": "earthgpt-test", "max_steps_text": 4, "max_steps_stage2": 4,
               "max_steps_stage3": 4}
-    ops = {name: {"config": config} for name in ("tokenizer", "aligned_model", "earthgpt_model")}
+    ops = {name: {"config": config} for name in ("tokenizer", "pretrained_llm", "aligned_model", "earthgpt_model")}
     eval_config = {"model_dir": str(tmp_path / "models" / "stage3" / "model"), "mmrs_out": str(tmp_path / "mmrs"),
                    "out": str(tmp_path / "eval"), "batch_size": 8}
     ops |= {name: {"config": eval_config} for name in ("eval__nwpu_resisc45", "evaluation_report")}
@@ -34,11 +34,12 @@ def test_training_assets_train_register_and_pass_their_checks(tmp_path):
     meta = {e.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}
     assert meta["aligned_model"]["steps"].value == 4 and meta["earthgpt_model"]["steps"].value == 4
+    assert meta["pretrained_llm"]["trained_here"].value and meta["pretrained_llm"]["steps"].value == 4
     assert meta["earthgpt_model"]["trainable_tensors"].value == 28
     assert meta["earthgpt_model"]["registered_model"].value == "earthgpt-test v1"
     checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
     assert checks[("aligned_model", "finite_losses")] and checks[("earthgpt_model", "reloads_and_generates")]
-    assert checks[("aligned_model", "reloads_and_generates")]
+    assert checks[("aligned_model", "reloads_and_generates")] and checks[("pretrained_llm", "finite_losses")]
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     version = mlflow.MlflowClient().get_model_version("earthgpt-test", "1")
     run = mlflow.get_run(version.run_id)
