@@ -9,6 +9,7 @@ captioning - the most frequent training caption for every image.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -72,23 +73,28 @@ def _records(mmrs_out: str, benchmark: Benchmark, split: str) -> list[dict[str, 
 
 
 def run_benchmark(benchmark: Benchmark, model, tokenizer, mmrs_out: str, batch_size: int = 32,
-                  examples: int = 5) -> BenchmarkResult:
+                  examples: int = 5, max_new_tokens: int = 48) -> BenchmarkResult:
     """Evaluate `model` on one benchmark of the converted corpus under `mmrs_out` (local or s3://)."""
-    manifest = read_json(join(mmrs_out, benchmark.source, "manifest.json"))
+    try:
+        manifest = read_json(join(mmrs_out, benchmark.source, "manifest.json"))
+    except FileNotFoundError:
+        raise ValueError(f"{benchmark.name}: no converted {benchmark.source} under {mmrs_out}") from None
     records = _records(mmrs_out, benchmark, benchmark.split)
     if not records:
         raise ValueError(f"{benchmark.name}: no {benchmark.task} records in split {benchmark.split!r} of "
                          f"{join(mmrs_out, benchmark.source)}")
     train = [r for split in manifest.get("train_splits") or ["train"] for r in _records(mmrs_out, benchmark, split)]
     run = {"classification": _classification, "captioning": _captioning, "vqa": _vqa}[benchmark.task]
-    return run(benchmark, records, train, manifest["image_root"], model, tokenizer, batch_size, examples)
+    ask = functools.partial(answer_questions, model, tokenizer, manifest["image_root"], batch_size=batch_size,
+                            max_new_tokens=max_new_tokens)
+    return run(benchmark, records, train, ask, examples)
 
 
-def _classification(benchmark, records, train, image_root, model, tokenizer, batch_size, examples):
+def _classification(benchmark, records, train, ask, examples):
     spec = get_source(benchmark.source)
     classes = [display_name(c, spec.options.get("display_names")) for c in spec.categories or ()]
     questions = [Question(r["image"], r["conversations"][0]["value"]) for r in records]
-    answers = answer_questions(model, tokenizer, image_root, questions, batch_size)
+    answers = ask(questions)
     labels = [r["target"]["label"] for r in records]
     labels = [display_name(label, spec.options.get("display_names")) for label in labels]
     score = score_classification(answers, labels, classes or sorted(set(labels)))
@@ -99,9 +105,9 @@ def _classification(benchmark, records, train, image_root, model, tokenizer, bat
         examples=_examples(questions, answers, labels, examples))
 
 
-def _captioning(benchmark, records, train, image_root, model, tokenizer, batch_size, examples):
+def _captioning(benchmark, records, train, ask, examples):
     questions = [Question(r["image"], templates.CAPTION_PROMPT) for r in records]
-    answers = answer_questions(model, tokenizer, image_root, questions, batch_size)
+    answers = ask(questions)
     references = {r["id"]: r["target"]["captions"] for r in records}
     ours = score_captions(dict(zip(references, answers, strict=True)), references)
     constant = constant_caption([r["target"]["captions"] for r in train] or list(references.values()))
@@ -113,13 +119,13 @@ def _captioning(benchmark, records, train, image_root, model, tokenizer, batch_s
         examples=_examples(questions, answers, [r["target"]["captions"][0] for r in records], examples))
 
 
-def _vqa(benchmark, records, train, image_root, model, tokenizer, batch_size, examples):
+def _vqa(benchmark, records, train, ask, examples):
     kept = [(r, qa) for r in records for qa in r["target"]["qa"]
             if not benchmark.question_types or qa["type"] in benchmark.question_types]
     if not kept:
         raise ValueError(f"{benchmark.name}: no questions of types {benchmark.question_types}")
     questions = [Question(r["image"], templates.vqa_prompt(qa["question"])) for r, qa in kept]
-    answers = answer_questions(model, tokenizer, image_root, questions, batch_size)
+    answers = ask(questions)
     truths = [qa["answer"] for _, qa in kept]
     types = [qa["type"] for _, qa in kept]
     score = _vqa_metrics([VQAItem(q.prompt, t, k, a) for q, t, k, a in zip(questions, truths, types, answers,
