@@ -37,18 +37,24 @@ def _size_or_error(root: SourceRoot, raw: RawSample) -> tuple[int, int] | Except
         return error
 
 
+def _sizes_or_errors(root: SourceRoot, raws: list[RawSample]) -> list[tuple[int, int] | Exception]:
+    return [_size_or_error(root, raw) for raw in raws]
+
+
 def _with_sizes(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 64
                 ) -> Iterator[tuple[RawSample, tuple[int, int] | Exception]]:
     """Pair each RawSample with its image size (or the error reading it). Sizes missing from the annotation
     come from image headers, read by a thread pool a chunk ahead: on a cold disk or an object store those
     reads are latency, not CPU, and would otherwise dominate conversion. Order is preserved; the reader
     itself (and its quarantine) stays on this thread."""
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         while batch := list(islice(samples, chunk)):
-            sizes = [pool.submit(_size_or_error, root, raw) if not (raw.width and raw.height) else None
-                     for raw in batch]
-            for raw, size in zip(batch, sizes, strict=True):
-                yield raw, (raw.width, raw.height) if size is None else size.result()
+            missing = [raw for raw in batch if not (raw.width and raw.height)]
+            # a few images per task, not one: the pool's own cost per task is that of a local header read
+            parts = [pool.submit(_sizes_or_errors, root, missing[i:i + 4]) for i in range(0, len(missing), 4)]
+            found = (size for part in parts for size in part.result())  # in order, each part once it is read
+            for raw in batch:
+                yield raw, (raw.width, raw.height) if raw.width and raw.height else next(found)
 
 
 def _write_tiles(root: SourceRoot, raw: RawSample, tiles: list, tile_out: str) -> None:

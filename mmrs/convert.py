@@ -14,9 +14,11 @@ Record ids: "<source>/<split>/<key>/<task>", stable for the same raw input.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from mmrs import templates
 from mmrs.geometry import (
@@ -27,9 +29,10 @@ from mmrs.geometry import (
     normalize_points,
     order_obb,
     polygon_hbb,
+    square_frame,
 )
 from mmrs.quarantine import Quarantine
-from mmrs.raw import RawSample
+from mmrs.raw import RawSample, Referral
 from mmrs.readers.base import SourceSpec
 from mmrs.readers.common import display_name
 from mmrs.tiling import box_corners
@@ -37,8 +40,7 @@ from mmrs.tiling import box_corners
 IMAGE_TOKEN = "<image>\n"
 
 
-@dataclass(frozen=True)
-class PreparedObject:
+class PreparedObject(NamedTuple):
     """An object ready for instructions: pixels clipped to the image, normalised boxes unrounded."""
 
     label: str
@@ -64,52 +66,159 @@ def _noun(spec: SourceSpec, label: str) -> str:
     return display_name(label, spec.options.get("display_names"))
 
 
-def prepare_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
-                    quarantine: Quarantine) -> list[PreparedObject]:
-    """Clip, drop degenerate and ignored boxes (counted), order OBB points, normalise; reading order."""
-    ignored = set(spec.options.get("ignore_labels", ()))
-    nouns: dict[str, str] = {}  # class wording, once per class and image (regexes per object cost much)
+def _box_text(coords: tuple[float, ...]) -> str:
+    """format_box of normalised coordinates, in one formatting operation."""
+    if not (min(coords) >= 0.0 and max(coords) <= 1.0):  # clamp (never needed for clipped boxes; NaN stays)
+        coords = tuple([0.0 if c < 0.0 else 1.0 if c > 1.0 else c for c in coords])
+    return _box_format(len(coords)) % coords
+
+
+@functools.cache
+def _box_format(n: int) -> str:
+    return ",".join(["%.2f"] * n)
+
+
+_CENTS = tuple(f"{i // 100}.{i % 100:02d}" for i in range(101))  # "%.2f" of k / 100 in [0, 1]
+
+
+def _decimals(values: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(values * scale rounded half-to-even as the exact product would be, where that is not certain).
+
+    round(x, 4) and "%.2f" round the exact decimal value of x; values * scale is rounded once more. Where the
+    product lands exactly on a half, the exact remainder of the product (Dekker's two-product, with `scale`
+    small enough to need no split) tells the side; within 1e-6 of a half otherwise the answer is not
+    certain (the product's error is ~1e-12), nor for NaN or infinities: the caller takes the scalar route."""
+    with np.errstate(all="ignore"):  # huge or non-finite numbers end up unsure, no warning needed
+        scaled = values * scale
+        nearest = np.rint(scaled)
+        split = values * 134217729.0  # 2**27 + 1: high part with 26 bits, so high * scale is exact
+        high = split - (split - values)
+        remainder = (high * scale - scaled) + (values - high) * scale  # values * scale == scaled + remainder
+        offset = scaled - nearest
+        tie = np.abs(offset) == 0.5
+        nearest = np.where(tie & (remainder > 0), np.ceil(scaled),
+                           np.where(tie & (remainder < 0), np.floor(scaled), nearest))
+        return nearest, ~(np.abs(np.abs(offset) - 0.5) >= 1e-6) & ~tie
+
+
+def _normalised(boxes: list[tuple[float, ...]], side: float, px: float, py: float
+                ) -> list[tuple[tuple[float, ...], tuple[float, ...], str, str]]:
+    """Per 12 numbers (clipped HBB, then the 8 OBB numbers) of the objects of one image: (hbb_norm rounded to
+    4 decimals, obb_norm rounded, hbb_text, obb_text) exactly as normalize_points, round(c, 4) and format_box
+    give them, computed for the whole image at once (numpy); a number whose rounding is not certain that way
+    (near a half, outside [0, 1], NaN, -0.0) takes the scalar route."""
+    norm = (np.asarray(boxes, dtype=np.float64) + np.array([px, py] * 6)) / side
+    fours, unsure4 = _decimals(norm, 1e4)
+    cents, unsure2 = _decimals(norm, 1e2)
+    unsure2 |= ~((norm >= 0.0) & (norm <= 1.0)) | np.signbit(norm)
+    values, rounded = norm.tolist(), (fours / 1e4).tolist()
+    cent_rows = np.where(unsure2, 0, cents).astype(np.int64).tolist()
+    for i, j in zip(*np.nonzero(unsure4), strict=True):
+        rounded[i][j] = round(values[i][j], 4)
+    texts = {int(i) for i in np.nonzero(unsure2.any(axis=1))[0]}
     out = []
-    for box in raw.objects:
-        if box.label in ignored:
-            quarantine.fix("ignored class dropped")
-            continue
-        corners = box_corners(box)
-        hbb = box.hbb or polygon_hbb(corners)
-        clipped = clip_hbb(hbb, width, height)
-        visible = clip_polygon(corners, 0, 0, width, height)
-        if is_degenerate_hbb(clipped) or visible is None:
-            quarantine.skip(raw.image, "degenerate box", {"label": box.label, "hbb": list(hbb)})
-            continue
-        if clipped != tuple(hbb):
-            quarantine.fix("box clipped to image")
-        obb = tuple(c for p in order_obb(visible) for c in p)
-        hbb_norm, obb_norm = normalize_points(clipped, width, height), normalize_points(obb, width, height)
-        noun = nouns.get(box.label) or nouns.setdefault(box.label, _noun(spec, box.label))
-        out.append(PreparedObject(box.label, noun, clipped, obb,
-                                  tuple(round(c, 4) for c in hbb_norm), tuple(round(c, 4) for c in obb_norm),
-                                  format_box(hbb_norm), format_box(obb_norm), box.difficult))
-    out.sort(key=lambda o: (o.hbb_text.split(",")[1], o.hbb_text.split(",")[0], o.label))  # reading order
+    for i, (row, cent) in enumerate(zip(rounded, cent_rows, strict=True)):
+        if i in texts:
+            hbb_text, obb_text = _box_text(tuple(values[i][:4])), _box_text(tuple(values[i][4:]))
+        else:
+            hbb_text = ",".join(map(_CENTS.__getitem__, cent[:4]))
+            obb_text = ",".join(map(_CENTS.__getitem__, cent[4:]))
+        out.append((tuple(row[:4]), tuple(row[4:]), hbb_text, obb_text))
     return out
 
 
-def _detection(objects: list[PreparedObject], oriented: bool) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+def prepare_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
+                    quarantine: Quarantine) -> list[PreparedObject]:
+    """Clip, drop degenerate and ignored boxes (counted), order OBB points, normalise; reading order.
+
+    The arithmetic of mmrs.geometry (clip_hbb, clip_polygon, normalize_points, round, format_box), inlined and
+    for the normalisation vectorised over the image: this runs for every object of every image."""
+    ignored = set(spec.options.get("ignore_labels", ()))
+    nouns: dict[str, str] = {}  # class wording, once per class and image (regexes per object cost much)
+    kept = []
+    for box in raw.objects:
+        label = box.label
+        if label in ignored:
+            quarantine.fix("ignored class dropped")
+            continue
+        outline = box.obb
+        if outline and len(outline) == 8:  # box_corners, polygon_hbb and the inside test, written out
+            a0, a1, a2, a3, a4, a5, a6, a7 = outline
+            corners = [(a0, a1), (a2, a3), (a4, a5), (a6, a7)]
+            hbb = box.hbb or (min(a0, a2, a4, a6), min(a1, a3, a5, a7), max(a0, a2, a4, a6), max(a1, a3, a5, a7))
+            inside = (0 <= a0 <= width and 0 <= a1 <= height and 0 <= a2 <= width and 0 <= a3 <= height
+                      and 0 <= a4 <= width and 0 <= a5 <= height and 0 <= a6 <= width and 0 <= a7 <= height)
+        else:
+            corners = box_corners(box)
+            hbb = box.hbb or polygon_hbb(corners)
+            inside = all(0 <= x <= width and 0 <= y <= height for x, y in corners)
+        x0, y0, x1, y1 = hbb
+        # clip_hbb: min(max(c, 0.0), limit)
+        x0 = 0.0 if x0 < 0.0 else x0
+        x0 = width if width < x0 else x0
+        y0 = 0.0 if y0 < 0.0 else y0
+        y0 = height if height < y0 else y0
+        x1 = 0.0 if x1 < 0.0 else x1
+        x1 = width if width < x1 else x1
+        y1 = 0.0 if y1 < 0.0 else y1
+        y1 = height if height < y1 else y1
+        clipped = (x0, y0, x1, y1)
+        visible = corners if inside else clip_polygon(corners, 0, 0, width, height)
+        if x1 - x0 <= 0 or y1 - y0 <= 0 or visible is None:
+            quarantine.skip(raw.image, "degenerate box", {"label": label, "hbb": list(hbb)})
+            continue
+        if clipped != tuple(hbb):
+            quarantine.fix("box clipped to image")
+        ordered = order_obb(visible)
+        if len(ordered) == 4:
+            (ax, ay), (bx, by), (cx, cy), (dx, dy) = ordered
+            obb = (ax, ay, bx, by, cx, cy, dx, dy)
+        else:
+            obb = tuple([c for p in ordered for c in p])
+        noun = nouns.get(label) or nouns.setdefault(label, _noun(spec, label))
+        kept.append((label, noun, clipped, obb, box.difficult))
+    if not kept:
+        return []
+    if all(len(obj[3]) == 8 for obj in kept):
+        side, px, py = square_frame(width, height)
+        numbers = _normalised([obj[2] + obj[3] for obj in kept], side, px, py)
+    else:  # an outline that is not four points: the scalar route
+        numbers = []
+        for _, _, clipped, obb, _ in kept:
+            hbb_norm, obb_norm = normalize_points(clipped, width, height), normalize_points(obb, width, height)
+            numbers.append((tuple(round(c, 4) for c in hbb_norm), tuple(round(c, 4) for c in obb_norm),
+                            format_box(hbb_norm), format_box(obb_norm)))
+    keyed = []
+    for i, ((label, noun, clipped, obb, difficult), (hbb_norm, obb_norm, hbb_text, obb_text)) in enumerate(
+            zip(kept, numbers, strict=True)):
+        x_text, y_text, _ = hbb_text.split(",", 2)
+        keyed.append((y_text, x_text, label, i,
+                      PreparedObject(label, noun, clipped, obb, hbb_norm, obb_norm, hbb_text, obb_text, difficult)))
+    keyed.sort()  # reading order: y, then x as written (two decimals), then class; stable
+    return [entry[-1] for entry in keyed]
+
+
+def _by_class(objects: list[PreparedObject]) -> list[tuple[str, list[PreparedObject]]]:
+    """Objects grouped by class wording, classes in sorted order (objects in reading order)."""
     by_class: dict[str, list[PreparedObject]] = {}
     for obj in objects:
         by_class.setdefault(obj.noun, []).append(obj)
-    nouns = sorted(by_class)
+    return sorted(by_class.items())
 
-    def boxes(group: list[PreparedObject]) -> str:
-        return "[" + ";".join(o.obb_text if oriented else o.hbb_text for o in group) + "]"
 
-    groups = [(noun, boxes(by_class[noun])) for noun in nouns]
+def _detection(objects: list[PreparedObject], classes: list[tuple[str, list[PreparedObject]]],
+               oriented: bool) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    if oriented:
+        groups = [(noun, "[" + ";".join([o.obb_text for o in group]) + "]") for noun, group in classes]
+    else:
+        groups = [(noun, "[" + ";".join([o.hbb_text for o in group]) + "]") for noun, group in classes]
     rounds = [(templates.detection_prompt(oriented), templates.detection_answer(groups))]
     rounds += [(templates.category_detection_prompt(templates.plural(noun), oriented),
                 templates.category_detection_answer(noun, text)) for noun, text in groups]
     target = {
         "labels": [o.label for o in objects],
-        "boxes": [list(o.obb if oriented else o.hbb) for o in objects],
-        "boxes_norm": [list(o.obb_norm if oriented else o.hbb_norm) for o in objects],
+        "boxes": [list(o.obb) for o in objects] if oriented else [list(o.hbb) for o in objects],
+        "boxes_norm": [list(o.obb_norm) for o in objects] if oriented else [list(o.hbb_norm) for o in objects],
         "difficult": [o.difficult for o in objects],
     }
     return rounds, target
@@ -127,12 +236,22 @@ def _dedupe(captions: list[str], quarantine: Quarantine) -> list[str]:
     return out
 
 
+def _region(ref: Referral, width: int, height: int) -> tuple[Referral, Any, str | None, list[float] | None]:
+    """(referral, clipped box, its text, normalised box rounded); box None when it is degenerate."""
+    box = clip_hbb(ref.hbb, width, height)
+    if is_degenerate_hbb(box):
+        return ref, None, None, None
+    norm = normalize_points(box, width, height)
+    return ref, box, f"[{format_box(norm)}]", [round(c, 4) for c in norm]
+
+
 def to_records(raw: RawSample, spec: SourceSpec, width: int, height: int,
                quarantine: Quarantine) -> list[dict[str, Any]]:
     """Every record `spec.tasks` asks for from one image (none when it has nothing for a task)."""
     made: list[tuple[str, list[tuple[str, str]], dict[str, Any]]] = []
     objects = (prepare_objects(raw, spec, width, height, quarantine)
-               if {"detection_hbb", "detection_obb"} & set(spec.tasks) else [])
+               if "detection_hbb" in spec.tasks or "detection_obb" in spec.tasks else [])
+    regions = classes = None
     for task in spec.tasks:
         if task == "classification" and raw.label is not None:
             if not spec.categories:
@@ -148,26 +267,28 @@ def to_records(raw: RawSample, spec: SourceSpec, width: int, height: int,
                          {"qa": [{"question": qa.question, "answer": qa.answer, "type": qa.qtype}
                                  for qa in raw.qa]}))
         elif task in ("detection_hbb", "detection_obb"):
-            rounds, target = _detection(objects, oriented=task == "detection_obb")
+            if classes is None:
+                classes = _by_class(objects)
+            rounds, target = _detection(objects, classes, oriented=task == "detection_obb")
             made.append((task, rounds, target))
         elif task in ("grounding", "region_caption") and raw.referrals:
+            if regions is None:  # clipped, written and normalised once for both tasks
+                regions = [_region(ref, width, height) for ref in raw.referrals]
             referrals = []
-            for ref in raw.referrals:
-                box = clip_hbb(ref.hbb, width, height)
-                if is_degenerate_hbb(box):
+            for ref, box, text, box_norm in regions:
+                if box is None:  # reported by each task, as each task drops it
                     quarantine.skip(raw.image, "degenerate box", {"text": ref.text, "hbb": list(ref.hbb)})
                     continue
-                referrals.append((ref, box, f"[{format_box(normalize_points(box, width, height))}]"))
+                referrals.append((ref, box, text, box_norm))
             if not referrals:
                 continue
             if task == "grounding":
-                rounds = [(templates.grounding_prompt(ref.text), text) for ref, _, text in referrals]
+                rounds = [(templates.grounding_prompt(ref.text), text) for ref, _, text, _ in referrals]
             else:
-                rounds = [(templates.region_caption_prompt(text), ref.text.strip()) for ref, _, text in referrals]
+                rounds = [(templates.region_caption_prompt(text), ref.text.strip()) for ref, _, text, _ in referrals]
             made.append((task, rounds, {"referrals": [
-                {"text": ref.text, "label": ref.label, "box": list(box),
-                 "box_norm": [round(c, 4) for c in normalize_points(box, width, height)]}
-                for ref, box, _ in referrals]}))
+                {"text": ref.text, "label": ref.label, "box": list(box), "box_norm": box_norm}
+                for ref, box, _, box_norm in referrals]}))
     return [
         {"id": f"{raw.source}/{raw.split}/{raw.key}/{task}", "source": raw.source, "split": raw.split,
          "task": task, "modality": raw.modality, "image": raw.image, "width": width, "height": height,

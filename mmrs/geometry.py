@@ -86,13 +86,19 @@ def denormalize_points(coords: Sequence[float], width: float, height: float) -> 
     return [c * side - (px if i % 2 == 0 else py) for i, c in enumerate(coords)]
 
 
+def _origin_key(p: Point) -> tuple[float, float, float]:
+    return p[0] ** 2 + p[1] ** 2, p[1], p[0]
+
+
 def order_obb(points: Sequence[Point]) -> list[Point]:
     """The paper's OBB point order: first the corner closest to the origin, then the other three in
     ascending order of their angle about it (atan2 in image coordinates, y down)."""
-    first = min(points, key=lambda p: (p[0] ** 2 + p[1] ** 2, p[1], p[0]))
-    rest = [p for p in points if p is not first]
-    rest.sort(key=lambda p: (math.atan2(p[1] - first[1], p[0] - first[0]), (p[0] - first[0]) ** 2))
-    return [first, *rest]
+    first = min(points, key=_origin_key)
+    fx, fy = first
+    atan2 = math.atan2
+    rest = sorted([(atan2(p[1] - fy, p[0] - fx), (p[0] - fx) ** 2, i, p)  # i: ties keep their order
+                   for i, p in enumerate(points) if p is not first])
+    return [first, *[entry[3] for entry in rest]]
 
 
 def is_degenerate_hbb(box: HBB) -> bool:

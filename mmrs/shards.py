@@ -56,6 +56,14 @@ class _OpenShard:
     digest: Any = field(default_factory=hashlib.sha256)
     records: int = 0
     rounds: int = 0
+    lines: list[bytes] = field(default_factory=list)  # written and hashed a batch at a time
+
+    def flush(self) -> None:
+        if self.lines:
+            data = b"".join(self.lines)
+            self.handle.write(data)
+            self.digest.update(data)
+            self.lines.clear()
 
 
 class ShardWriter:
@@ -74,15 +82,17 @@ class ShardWriter:
     def write(self, record: dict[str, Any]) -> None:
         split = record["split"]
         shard = self._open.get(split) or self._start(split)
-        line = orjson.dumps(record) + b"\n"  # compact UTF-8, same text as json.dumps(separators=(",", ":"))
-        shard.handle.write(line)
-        shard.digest.update(line)
+        shard.lines.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))  # compact UTF-8, as
+        if len(shard.lines) >= 512:  # json.dumps(separators=(",", ":")) writes it
+            shard.flush()
         rounds = len(record["conversations"]) // 2
         shard.records += 1
         shard.rounds += rounds
-        for kind, n in (("records", 1), ("rounds", rounds)):
-            per_task = self.counts[kind].setdefault(split, {})
-            per_task[record["task"]] = per_task.get(record["task"], 0) + n
+        task = record["task"]
+        per_task = self.counts["records"].setdefault(split, {})
+        per_task[task] = per_task.get(task, 0) + 1
+        per_task = self.counts["rounds"].setdefault(split, {})
+        per_task[task] = per_task.get(task, 0) + rounds
         if shard.records >= self.max_records:
             self._finish(split)
 
@@ -96,6 +106,7 @@ class ShardWriter:
 
     def _finish(self, split: str) -> None:
         shard = self._open.pop(split)
+        shard.flush()
         shard.handle.close()
         name = f"{split}-{shard.index:05d}.jsonl"
         self.fs.mv(shard.tmp_path, posixpath.join(self.base, name))

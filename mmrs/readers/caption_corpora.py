@@ -45,8 +45,9 @@ import json
 import math
 import posixpath
 import tarfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -56,7 +57,7 @@ from PIL import Image
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import load_json_object, stem
+from mmrs.readers.common import JsonDocument, RecordStore, Spool, read_json, stem
 from mmrs.storage import MissingFileError, SourceRoot, decode_text
 
 LAION_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")  # img2dataset encode_format values
@@ -121,7 +122,7 @@ def _image_fields(record: Any) -> tuple[int, str] | None:
     return image_id, file_name
 
 
-def _coco_images(records: list[Any], path: str, quarantine: Quarantine) -> dict[int, _CocoImage]:
+def _coco_images(records: Iterable[Any], path: str, quarantine: Quarantine | Spool) -> dict[int, _CocoImage]:
     """Usable image records by id, in document order."""
     images: dict[int, _CocoImage] = {}
     for record in records:
@@ -135,10 +136,11 @@ def _coco_images(records: list[Any], path: str, quarantine: Quarantine) -> dict[
     return images
 
 
-def _coco_captions(annotations: list[Any], images: Mapping[int, _CocoImage], path: str,
-                   quarantine: Quarantine) -> dict[int, list[str]]:
-    """Normalised captions per image id, in annotation order; unusable annotations quarantined."""
-    captions: dict[int, list[str]] = {}
+def _coco_captions(annotations: Iterable[Any], images: Mapping[int, _CocoImage], path: str,
+                   quarantine: Quarantine | Spool) -> RecordStore:
+    """Normalised captions filed under their image's id (on disk), in annotation order; unusable annotations
+    quarantined."""
+    captions = RecordStore()
     for annotation in annotations:
         if not isinstance(annotation, dict) or not isinstance(annotation.get("caption"), str):
             quarantine.skip(path, "malformed annotation", annotation)
@@ -149,27 +151,35 @@ def _coco_captions(annotations: list[Any], images: Mapping[int, _CocoImage], pat
             continue
         text = normalize_caption(annotation["caption"])
         if text:
-            captions.setdefault(image_id, []).append(text)
+            captions.add(images[image_id].id, text)
         else:
             quarantine.skip(path, "empty caption", annotation)
     return captions
 
 
+def _coco_load(document: JsonDocument, spool: Spool, path: str) -> tuple[dict[int, _CocoImage], RecordStore]:
+    images = _coco_images(document.items("images"), path, spool)
+    return images, _coco_captions(document.items("annotations"), images, path, spool)
+
+
 def _coco_split(root: SourceRoot, spec: SourceSpec, split: str, path: str, image_dir: str,
                 quarantine: Quarantine) -> Iterator[RawSample]:
-    document = load_json_object(root, path, quarantine, lists=("images", "annotations"))
-    if document is None:
+    loaded = read_json(root, path, quarantine, partial(_coco_load, path=path), lists=("images", "annotations"))
+    if loaded is None:
         return
-    records, annotations = document["images"], document["annotations"]
-    images = _coco_images(records, path, quarantine)
-    captions = _coco_captions(annotations, images, path, quarantine)
-    for image in images.values():
-        if image.id not in captions:
-            quarantine.skip(path, "no captions", {"id": image.id, "file_name": image.file_name})
-            continue
-        width, height = image.size or (None, None)
-        yield RawSample(source=spec.name, split=split, key=str(image.id), image=f"{image_dir}/{image.file_name}",
-                        modality=spec.modality, width=width, height=height, captions=captions[image.id])
+    (images, captions), spool = loaded
+    spool.flush_to(quarantine)
+    try:
+        for image in images.values():
+            texts = captions.all(image.id)
+            if not texts:
+                quarantine.skip(path, "no captions", {"id": image.id, "file_name": image.file_name})
+                continue
+            width, height = image.size or (None, None)
+            yield RawSample(source=spec.name, split=split, key=str(image.id), image=f"{image_dir}/{image.file_name}",
+                            modality=spec.modality, width=width, height=height, captions=texts)
+    finally:
+        captions.close()
 
 
 def read_coco_captions(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Iterator[RawSample]:

@@ -25,7 +25,7 @@ from typing import Any
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import ClassMap, first_existing, load_json_object, stem
+from mmrs.readers.common import ClassMap, JsonDocument, Spool, first_existing, read_json, stem
 from mmrs.storage import SourceRoot
 
 _SPACED_PERIOD = re.compile(r" \.(?= |$)")
@@ -92,7 +92,7 @@ def find_annotation(root: SourceRoot, patterns: Sequence[str]) -> str:
 class _Captions:
     """Collects one image's captions, quarantining empty ones."""
 
-    def __init__(self, path: str, quarantine: Quarantine):
+    def __init__(self, path: str, quarantine: Quarantine | Spool):
         self.path, self.quarantine = path, quarantine
 
     def collect(self, pairs: Sequence[tuple[Any, Any]], filename: str) -> list[str]:
@@ -108,7 +108,7 @@ class _Captions:
 
 
 def _check_image(record: Any, path: str, splits: Sequence[str], seen: set[tuple[str, str]],
-                 quarantine: Quarantine) -> tuple[str, str] | None:
+                 quarantine: Quarantine | Spool) -> tuple[str, str] | None:
     """(filename, split) of a record when it is usable, else None after quarantining it."""
     if not isinstance(record, dict) or not isinstance(record.get("filename"), str) or not record["filename"]:
         quarantine.skip(path, "malformed record", record)
@@ -135,14 +135,21 @@ def read_karpathy(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
     """
     options = spec.options
     path = find_annotation(root, options["annotations"])
-    document = load_json_object(root, path, quarantine, lists=("images",))
-    if document is None:
+    loaded = read_json(root, path, quarantine, lambda document, spool: _karpathy_images(document, path, options, spool),
+                       lists=("images",))
+    if loaded is None:
         return
-    images = document["images"]
     image_dir = first_existing(root, options["image_dirs"])
-    captions, seen = _Captions(path, quarantine), set()
-    for record in images:
-        checked = _check_image(record, path, options["splits"], seen, quarantine)
+    for split, filename, texts in loaded[1].replay(quarantine):
+        yield RawSample(source=spec.name, split=split, key=stem(filename), image=f"{image_dir}/{filename}",
+                        modality=spec.modality, label=options["scene"](stem(filename)), captions=texts)
+
+
+def _karpathy_images(document: JsonDocument, path: str, options: Mapping[str, Any], spool: Spool) -> None:
+    """(split, filename, captions) of each usable image record into the spool, in document order."""
+    captions, seen = _Captions(path, spool), set()
+    for record in document.items("images"):
+        checked = _check_image(record, path, options["splits"], seen, spool)
         if checked is None:
             continue
         filename, split = checked
@@ -151,10 +158,9 @@ def read_karpathy(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
                  for s in (sentences if isinstance(sentences, list) else [])]
         texts = captions.collect(pairs, filename)
         if not texts:
-            quarantine.skip(path, "no captions", {"filename": filename})
+            spool.skip(path, "no captions", {"filename": filename})
             continue
-        yield RawSample(source=spec.name, split=split, key=stem(filename), image=f"{image_dir}/{filename}",
-                        modality=spec.modality, label=options["scene"](stem(filename)), captions=texts)
+        spool.put((split, filename, texts))
 
 
 _NWPU_RAW = re.compile(r"raw(?:_(\d+))?")
@@ -179,27 +185,33 @@ def read_nwpu_captions(root: SourceRoot, spec: SourceSpec, quarantine: Quarantin
     """
     options = spec.options
     path = find_annotation(root, options["annotations"])
-    document = load_json_object(root, path, quarantine)
-    if document is None:
+    loaded = read_json(root, path, quarantine, lambda document, spool: _nwpu_images(document, path, options, spool))
+    if loaded is None:
         return
     image_dir = first_existing(root, options["image_dirs"])
-    captions, seen = _Captions(path, quarantine), set()
-    for class_name, records in document.items():
+    for split, filename, class_name, texts in loaded[1].replay(quarantine):
+        yield RawSample(source=spec.name, split=split, key=stem(filename), image=f"{image_dir}/{class_name}/{filename}",
+                        modality=spec.modality, label=class_name, captions=texts)
+
+
+def _nwpu_images(document: JsonDocument, path: str, options: Mapping[str, Any], spool: Spool) -> None:
+    """(split, filename, class, captions) of each usable record into the spool, classes and records in order
+    (one class's list in memory at a time)."""
+    captions, seen = _Captions(path, spool), set()
+    for class_name, records in document.pairs():
         if not isinstance(records, list):
-            quarantine.skip(path, "malformed record", {class_name: records})
+            spool.skip(path, "malformed record", {class_name: records})
             continue
         for record in records:
-            checked = _check_image(record, path, options["splits"], seen, quarantine)
+            checked = _check_image(record, path, options["splits"], seen, spool)
             if checked is None:
                 continue
             filename, split = checked
             texts = captions.collect(_nwpu_pairs(record), filename)
             if not texts:
-                quarantine.skip(path, "no captions", {"filename": filename})
+                spool.skip(path, "no captions", {"filename": filename})
                 continue
-            yield RawSample(source=spec.name, split=split, key=stem(filename),
-                            image=f"{image_dir}/{class_name}/{filename}", modality=spec.modality,
-                            label=class_name, captions=texts)
+            spool.put((split, filename, class_name, texts))
 
 
 # A1: the 30 scene names of RSICD file names (derived from the RSIVQA listing of all RSICD files).

@@ -51,11 +51,11 @@ counted in the quarantine.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -65,12 +65,13 @@ from mmrs.geometry import rotated_rect_corners
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import ClassMap, hash_split
+from mmrs.readers.common import ClassMap, JsonDocument, RecordStore, Spool, hash_split, read_json
 from mmrs.readers.voc import pair_boxes, voc_samples
 from mmrs.readers.yolo import CLASS_FILES, SPLIT_FOLDERS, read_yolo
 from mmrs.storage import MissingFileError, SourceRoot
 
 POLYGON_TYPE = 3  # shapely.get_type_id of a Polygon
+_ABSENT = object()
 
 
 class BadRecord(ValueError):
@@ -99,7 +100,10 @@ class CocoImage:
 @dataclass
 class CocoDocument:
     images: list[CocoImage]  # document order
-    boxes: dict[str, list[Box]]  # image id -> boxes in document order
+    boxes: RecordStore  # image id -> (label, hbb, obb, difficult) of its boxes in document order, on disk
+
+    def boxes_of(self, image_id: str) -> list[Box]:
+        return [Box(*box) for box in self.boxes.all(image_id)]
 
 
 @dataclass(frozen=True)
@@ -222,41 +226,65 @@ def _categories(records: Any, classes: ClassMap | None) -> dict[str, str | None]
 
 
 def load_document(root: SourceRoot, rel: str, rules: DocumentRules, quarantine: Quarantine) -> CocoDocument | None:
-    """Parse one COCO file; None (quarantined) when it is unusable as a whole."""
+    """Parse one COCO file, streamed; None (quarantined) when it is unusable as a whole."""
     uri = root.uri(rel)
-    try:
-        data = json.loads(root.read_text(rel))
-    except ValueError as error:
-        quarantine.skip(uri, "malformed json", str(error))
+    loaded = read_json(root, rel, quarantine, partial(_load_document, uri=uri, rules=rules), lists=("images",),
+                       path=uri, invalid="malformed json", malformed="no images list")
+    if loaded is None:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        quarantine.skip(uri, "malformed file", "no images list")
-        return None
+    document, spool = loaded
+    spool.flush_to(quarantine)
+    return document
+
+
+def _annotation_records(document: JsonDocument) -> Iterator[Any]:
+    """The `annotations` list, else (no such key at all) HIT-UAV's singular `annotation` list."""
+    found = False
+    for record in document.items("annotations"):
+        found = True
+        yield record
+    if not found and document.value("annotations", _ABSENT) is _ABSENT:
+        yield from document.items("annotation")
+
+
+def _load_document(document: JsonDocument, spool: Spool, uri: str, rules: DocumentRules,
+                   chunk: int = 4096) -> CocoDocument:
     images: list[CocoImage] = []
-    boxes: dict[str, list[Box]] = {}
-    for record in data["images"]:
+    ids: set[str] = set()
+    for record in document.items("images"):
         try:
             image = parse_image(record, rules.meta_keys)
         except BadRecord as error:
-            quarantine.skip(uri, str(error), record)
+            spool.skip(uri, str(error), record)
             continue
-        if image.id in boxes:
-            quarantine.skip(uri, "duplicate image id", record)
+        if image.id in ids:
+            spool.skip(uri, "duplicate image id", record)
             continue
         images.append(image)
-        boxes[image.id] = []
-    categories = _categories(data.get("categories"), rules.classes)
-    annotations = data.get("annotations", data.get("annotation"))
+        ids.add(image.id)
+    categories = _categories(document.value("categories"), rules.classes)
+    boxes = RecordStore()
     pending: list[tuple[Box, list[float]]] = []
-    for record in annotations if isinstance(annotations, list) else []:
+    parsed: list[tuple[str, Box]] = []
+
+    def file_parsed() -> None:  # minimum rectangles a chunk at a time, then onto disk
+        fill_minimum_rectangles(pending)
+        for image_id, box in parsed:
+            boxes.add(image_id, (box.label, box.hbb, box.obb, box.difficult))
+        pending.clear()
+        parsed.clear()
+
+    for record in _annotation_records(document):
         try:
-            target = boxes.get(_id(record.get("image_id"))) if isinstance(record, dict) else None
-            if target is None:
+            image_id = _id(record.get("image_id")) if isinstance(record, dict) else None
+            if image_id not in ids:
                 raise BadRecord("unknown image id")
-            target.append(parse_annotation(record, categories, rules, pending))
+            parsed.append((image_id, parse_annotation(record, categories, rules, pending)))
         except BadRecord as error:
-            quarantine.skip(uri, str(error), record)
-    fill_minimum_rectangles(pending)
+            spool.skip(uri, str(error), record)
+        if len(parsed) >= chunk:
+            file_parsed()
+    file_parsed()
     return CocoDocument(images, boxes)
 
 
@@ -290,6 +318,17 @@ def _read_split(root: SourceRoot, spec: SourceSpec, part: CocoSplit, quarantine:
         return
     twin = (load_document(root, part.oriented, _rules(options, options.get("oriented_bbox", "cxcywha"), False),
                           quarantine) if part.oriented else None)
+    try:
+        yield from _split_samples(root, spec, part, doc, twin, quarantine)
+    finally:
+        for document in (doc, twin):
+            if document is not None:
+                document.boxes.close()
+
+
+def _split_samples(root: SourceRoot, spec: SourceSpec, part: CocoSplit, doc: CocoDocument, twin: CocoDocument | None,
+                   quarantine: Quarantine) -> Iterator[RawSample]:
+    options = spec.options
     twins = {image.name: image for image in twin.images} if twin is not None else {}
     folder, base_name = locate_images(root, part.images, doc.images[0].name if doc.images else None)
     seen: set[str] = set()
@@ -301,9 +340,9 @@ def _read_split(root: SourceRoot, spec: SourceSpec, part: CocoSplit, quarantine:
             quarantine.skip(root.uri(part.annotations), "duplicate key", image.name)
             continue
         seen.add(key)
-        objects, meta = doc.boxes[image.id], image.meta
+        objects, meta = doc.boxes_of(image.id), image.meta
         if twin is not None:
-            oriented = twin.boxes[other.id] if other is not None else []
+            oriented = twin.boxes_of(other.id) if other is not None else []
             objects = pair_boxes(objects, oriented, quarantine)
             meta = (other.meta if other is not None else {}) | meta
         split = part.split or hash_split(key, options["fractions"])

@@ -1,16 +1,27 @@
-"""Small parsing helpers shared by readers (datasets.md section 1)."""
+"""Small parsing helpers shared by readers (datasets.md section 1), and the streaming of large JSON annotation
+files: read_json (a document read in ijson passes, checked whole before its results are used, with
+json.loads's exact verdict as fallback), Spool (results and quarantine entries held on disk until then) and
+RecordStore (id joins on disk), so that a reader's memory stays flat however large the release is."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+import sqlite3
+import struct
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, TypeVar
+
+import ijson
 
 from mmrs.quarantine import Quarantine
 from mmrs.storage import SourceRoot
+
+T = TypeVar("T")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 HIDDEN = (".DS_Store", "Thumbs.db")
@@ -77,15 +88,6 @@ def first_existing(root: SourceRoot, candidates: Sequence[str]) -> str:
     return next((c for c in candidates if root.isdir(c)), candidates[0])
 
 
-def load_json(root: SourceRoot, rel: str, quarantine: Quarantine) -> Any:
-    """Parsed JSON, or None (quarantined as "invalid json") when it does not parse."""
-    try:
-        return json.loads(root.read_text(rel))
-    except ValueError as error:
-        quarantine.skip(rel, "invalid json", str(error))
-        return None
-
-
 def read_line_boxes(root: SourceRoot, path: str, parse: Callable[[str], Any], quarantine: Quarantine) -> list[Any]:
     """Parse a one-object-per-line label file: blank lines ignored, `parse(line)` returns the object or the
     reason (a str) to quarantine the line; objects in file order."""
@@ -102,19 +104,259 @@ def read_line_boxes(root: SourceRoot, path: str, parse: Callable[[str], Any], qu
     return boxes
 
 
-def load_json_object(root: SourceRoot, rel: str, quarantine: Quarantine, lists: Sequence[str] = ()
-                     ) -> dict[str, Any] | None:
-    """A JSON file whose top level is an object holding a list under each key of `lists`; None when it is
-    not (quarantined as "invalid json" or "malformed file")."""
-    document = load_json(root, rel, quarantine)
-    if document is None:
-        return None
-    if not isinstance(document, dict):
-        quarantine.skip(rel, "malformed file", "top level is not an object")
-        return None
-    missing = [key for key in lists if not isinstance(document.get(key), list)]
-    if missing:
-        quarantine.skip(rel, "malformed file", f"no {', '.join(repr(k) for k in missing)} list")
-        return None
-    return document
+# --- JSON documents, streamed (memory flat in document size) -----------------------------------------------
 
+_BOM = b"\xef\xbb\xbf"
+_STREAMED = object()  # JsonDocument.data of a document read from its file by ijson
+
+
+class JsonDocument:
+    """A JSON file read in streamed passes: ijson (its C backend, yajl2_c, where installed) over the file that
+    SourceRoot opens, one pass per top-level key asked for, so that no more than one element of a list (one
+    top-level value for `pairs`/`value`) is ever in memory. `data` is the parsed document instead when
+    read_json had to fall back to `json.loads` (see there); every method then answers from it, the same way.
+    A top-level key written twice is read as one key holding both values (json.loads keeps the last one)."""
+
+    def __init__(self, root: SourceRoot, rel: str, data: Any = _STREAMED):
+        self.root, self.rel, self.data = root, rel, data
+        self.counts: dict[str, int] = {}  # key -> elements `items` streamed (complete passes only)
+
+    def _stream(self, parse: Callable[..., Iterator[Any]], *args: Any) -> Iterator[Any]:
+        with self.root.open(self.rel) as f:
+            if f.read(3) != _BOM:
+                f.seek(0)
+            yield from parse(f, *args, use_float=True, buf_size=1 << 18)
+
+    def _may_hold(self, key: str) -> bool:
+        """Whether a key `key` can be in the streamed document at all: its name occurs in it as a JSON string,
+        or the document has \\u escapes (which could spell it). A byte scan, far cheaper than a parsing pass."""
+        if any(c in key for c in '\\"/'):  # other escapes could spell it
+            return True
+        needle, tail = json.dumps(key, ensure_ascii=False).encode(), b""
+        with self.root.open(self.rel) as f:
+            while chunk := f.read(1 << 20):
+                data = tail + chunk
+                if needle in data or b"\\u" in data:
+                    return True
+                tail = data[-len(needle):]
+        return False
+
+    def items(self, key: str) -> Iterator[Any]:
+        """Elements of the top-level list `key` in document order (none when it is absent or not a list)."""
+        if self.data is _STREAMED:
+            n = 0
+            if self._may_hold(key):
+                for item in self._stream(ijson.items, f"{key}.item"):
+                    n += 1
+                    yield item
+            self.counts[key] = n
+            return
+        value = self.data.get(key) if isinstance(self.data, dict) else None
+        yield from value if isinstance(value, list) else ()
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """The value of top-level `key`, built whole (for small values such as COCO categories)."""
+        if self.data is not _STREAMED:
+            return self.data.get(key, default) if isinstance(self.data, dict) else default
+        if not self._may_hold(key):
+            return default
+        for value in self._stream(ijson.items, key):
+            default = value
+        return default
+
+    def pairs(self) -> Iterator[tuple[str, Any]]:
+        """(key, value) of the top-level object in document order, each value built whole."""
+        if self.data is _STREAMED:
+            yield from self._stream(ijson.kvitems, "")
+        elif isinstance(self.data, dict):
+            yield from self.data.items()
+
+    def is_object(self) -> bool:
+        """Whether the top level is an object (streamed: by its first character; the document is valid)."""
+        if self.data is not _STREAMED:
+            return isinstance(self.data, dict)
+        with self.root.open(self.rel) as f:
+            head = f.read(4096)
+        return head.removeprefix(_BOM).lstrip(b" \t\r\n")[:1] == b"{"
+
+
+class Spool:
+    """Quarantine entries and items in the order they were made, kept in a temporary file (marshal, length
+    framed) until `replay`: a reader collects a document's results first and hands them on only once the
+    document has been read to its end without error. Stands in for a Quarantine (skip, fix); items are
+    marshal-able values (tuples, lists, dicts, str, numbers, None)."""
+
+    _LENGTH = struct.Struct("<I")
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = tempfile.TemporaryFile()  # noqa: SIM115 (closed by replay/close)
+
+    def _write(self, entry: tuple[int, Any]) -> None:
+        data = marshal.dumps(entry)
+        self._file.write(self._LENGTH.pack(len(data)))
+        self._file.write(data)
+
+    def skip(self, path: str, reason: str, record: Any = None) -> None:
+        try:
+            self._write((0, (path, reason, record)))
+        except ValueError:  # not marshal-able: the text Quarantine would write for it anyway
+            self._write((0, (path, reason, repr(record)[:2000])))
+
+    def fix(self, reason: str, n: int = 1) -> None:
+        self._write((1, (reason, n)))
+
+    def put(self, item: Any) -> None:
+        self._write((2, item))
+
+    def _entries(self) -> Iterator[tuple[int, Any]]:
+        f, self._file = self._file, None
+        try:
+            f.seek(0)
+            buffer, pos, size = b"", 0, self._LENGTH.size
+            while chunk := f.read(1 << 20):
+                buffer, pos = buffer[pos:] + chunk, 0
+                end = len(buffer)
+                with memoryview(buffer) as view:
+                    while pos + size <= end:
+                        (length,) = self._LENGTH.unpack_from(buffer, pos)
+                        if pos + size + length > end:
+                            break
+                        yield marshal.loads(view[pos + size:pos + size + length])
+                        pos += size + length
+        finally:
+            f.close()
+
+    def replay(self, quarantine: Quarantine) -> Iterator[Any]:
+        """The items in order, each entry passed to `quarantine` where it was made; the spool is closed after."""
+        for kind, payload in self._entries():
+            if kind == 2:
+                yield payload
+            elif kind == 0:
+                quarantine.skip(*payload)
+            else:
+                quarantine.fix(*payload)
+
+    def flush_to(self, quarantine: Quarantine) -> None:
+        """Replay a spool that holds quarantine entries only."""
+        for _ in self.replay(quarantine):
+            pass
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_json(root: SourceRoot, rel: str, quarantine: Quarantine, load: Callable[[JsonDocument, Spool], T],
+              lists: Sequence[str] = (), *, path: str | None = None, invalid: str = "invalid json",
+              malformed: str | None = None) -> tuple[T, Spool] | None:
+    """Run `load(document, spool)` over a JSON file streamed, as if it had been parsed whole first: `load`
+    collects (into disk-backed stores or the spool) and reports bad records to the spool; the caller replays
+    the spool. None when the file is not usable, after quarantining it at `path` (default `rel`): not JSON
+    (reason `invalid`, json.loads's message), top level not an object or a key of `lists` not a list (reason
+    "malformed file", detail `malformed` or what is wrong).
+
+    A streamed read that fails part-way, finds the top level is not an object, or finds a key of `lists`
+    without elements (absent, empty or not a list: which one needs the whole document) is done again with
+    `json.loads` on the whole text, which decides exactly as before streaming (its message, its tolerance of
+    NaN, GB18030 text, ...): only such files are held in memory."""
+    document, spool = JsonDocument(root, rel), Spool()
+    try:
+        if document.is_object():
+            result = load(document, spool)
+            if all(document.counts.get(key, 0) > 0 for key in lists):
+                return result, spool
+    except (ijson.JSONError, ValueError):  # ijson's errors; ValueError: bad UTF-8, numbers out of range
+        pass
+    spool.close()
+    try:
+        data = json.loads(root.read_text(rel))
+    except ValueError as error:
+        quarantine.skip(path or rel, invalid, str(error))
+        return None
+    problem = None
+    if not isinstance(data, dict):
+        problem = "top level is not an object"
+    elif missing := [key for key in lists if not isinstance(data.get(key), list)]:
+        problem = f"no {', '.join(repr(k) for k in missing)} list"
+    if problem is not None:
+        quarantine.skip(path or rel, "malformed file", malformed or problem)
+        return None
+    spool = Spool()
+    return load(JsonDocument(root, rel, data), spool), spool
+
+
+class RecordStore:
+    """Values filed under keys, in a temporary SQLite database (memory stays flat however many there are):
+    `add` in any order, then look up the first value of a key, all values of a key in the order added, or
+    the first value linked to another key. Keys: str or int; values: marshal-able."""
+
+    _BATCH = 20_000
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("")  # "": a private temporary database on disk
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("PRAGMA cache_size = -4096")  # 4 MiB
+        self._db.execute("CREATE TABLE r (seq INTEGER PRIMARY KEY, k, link, v BLOB)")
+        self._pending: list[tuple[Any, Any, bytes]] = []
+        self._indexed = False
+
+    @staticmethod
+    def _key(key: Any) -> Any:
+        return key if not isinstance(key, int) or -(1 << 63) <= key < 1 << 63 else str(key)
+
+    def add(self, key: str | int, value: Any, link: str | int | None = None) -> None:
+        self._pending.append((self._key(key), None if link is None else self._key(link), marshal.dumps(value)))
+        if len(self._pending) >= self._BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._db.executemany("INSERT INTO r (k, link, v) VALUES (?, ?, ?)", self._pending)
+            self._pending.clear()
+
+    def _ready(self) -> sqlite3.Connection:
+        self._flush()
+        if not self._indexed:
+            self._db.execute("CREATE INDEX r_k ON r (k, seq)")
+            self._db.execute("CREATE INDEX r_link ON r (link, seq) WHERE link IS NOT NULL")
+            self._indexed = True
+        return self._db
+
+    def first(self, key: str | int | None) -> Any:
+        """The first value added under `key` (None when there is none)."""
+        if key is None:
+            return None
+        row = self._ready().execute("SELECT v FROM r WHERE k = ? ORDER BY seq LIMIT 1", (self._key(key),)).fetchone()
+        return marshal.loads(row[0]) if row else None
+
+    def first_many(self, keys: Iterable[str | int]) -> dict[Any, Any]:
+        """{key: its first value} for those of `keys` that have one (keys as given)."""
+        wanted = {self._key(key): key for key in keys}
+        found: dict[Any, Any] = {}
+        db, names = self._ready(), list(wanted)
+        for start in range(0, len(names), 500):
+            chunk = names[start:start + 500]
+            rows = db.execute(f"SELECT k, v FROM r WHERE k IN ({','.join('?' * len(chunk))}) ORDER BY seq", chunk)
+            for k, v in rows:
+                if wanted[k] not in found:
+                    found[wanted[k]] = marshal.loads(v)
+        return found
+
+    def all(self, key: str | int) -> list[Any]:
+        """Every value added under `key`, in the order added."""
+        rows = self._ready().execute("SELECT v FROM r WHERE k = ? ORDER BY seq", (self._key(key),))
+        return [marshal.loads(v) for (v,) in rows]
+
+    def first_linked(self, link: str | int | None) -> Any:
+        """Of the first values of all keys, the first one added with `link` (None when there is none)."""
+        if link is None:
+            return None
+        row = self._ready().execute(
+            "SELECT v FROM r AS a WHERE link = ? AND NOT EXISTS (SELECT 1 FROM r AS b WHERE b.k = a.k AND "
+            "b.seq < a.seq) ORDER BY seq LIMIT 1", (self._key(link),)).fetchone()
+        return marshal.loads(row[0]) if row else None
+
+    def close(self) -> None:
+        self._db.close()

@@ -15,12 +15,22 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from mmrs.quarantine import Quarantine
 from mmrs.raw import QAPair, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import first_existing, hash_split, is_image, load_json_object, stem
+from mmrs.readers.common import (
+    JsonDocument,
+    RecordStore,
+    Spool,
+    first_existing,
+    hash_split,
+    is_image,
+    read_json,
+    stem,
+)
 from mmrs.storage import SourceRoot
 
 FULL_WIDTH_QUESTION_MARK = "\uff1f"
@@ -82,7 +92,7 @@ class SplitFiles:
     images: str
 
 
-def _floodnet_qa(record: Any, path: str, quarantine: Quarantine) -> tuple[str, QAPair] | None:
+def _floodnet_qa(record: Any, path: str, quarantine: Quarantine | Spool) -> tuple[str, QAPair] | None:
     """(Image_ID, QA pair) of one FloodNet record, or None after quarantining it."""
     if not isinstance(record, dict):
         quarantine.skip(path, "malformed record", record)
@@ -113,22 +123,33 @@ def read_floodnet(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
     """
     for files in spec.options["splits"]:
         path = find_file(root, files.annotations)
-        document = load_json_object(root, path, quarantine)
-        if document is None:
+        loaded = read_json(root, path, quarantine, partial(_floodnet_load, path=path))
+        if loaded is None:
             continue
+        (first_names, pairs), spool = loaded
+        spool.flush_to(quarantine)
         images = ImageFolder(root, files.images)
-        samples: dict[str, RawSample] = {}
-        for record in document.values():
-            parsed = _floodnet_qa(record, path, quarantine)
-            if parsed is None:
-                continue
-            image_id, qa = parsed
-            key = stem(image_id)
-            if key not in samples:
-                samples[key] = RawSample(source=spec.name, split=files.split, key=key, image=images.path(image_id),
-                                         modality=spec.modality)
-            samples[key].qa.append(qa)
-        yield from samples.values()
+        try:
+            for key, image_id in first_names.items():
+                yield RawSample(source=spec.name, split=files.split, key=key, image=images.path(image_id),
+                                modality=spec.modality, qa=[QAPair(*qa) for qa in pairs.all(key)])
+        finally:
+            pairs.close()
+
+
+def _floodnet_load(document: JsonDocument, spool: Spool, path: str) -> tuple[dict[str, str], RecordStore]:
+    """({key: its first Image_ID} in order of first appearance, the QA pairs filed under each key)."""
+    first_names: dict[str, str] = {}
+    pairs = RecordStore()
+    for _, record in document.pairs():
+        parsed = _floodnet_qa(record, path, spool)
+        if parsed is None:
+            continue
+        image_id, qa = parsed
+        key = stem(image_id)
+        first_names.setdefault(key, image_id)
+        pairs.add(key, (qa.question, qa.answer, qa.qtype))
+    return first_names, pairs
 
 
 # ---------------------------------------------------------------------------------------------- RSVQA
@@ -143,94 +164,126 @@ def record_id(value: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.strip().isdigit() else None
 
 
-def _rsvqa_records(root: SourceRoot, path: str, part: str, quarantine: Quarantine) -> list[Any] | None:
-    """The array of one trio file (`{"images": [...]}` etc.), or None after quarantining the file."""
-    document = load_json_object(root, path, quarantine, lists=(part,))
-    return None if document is None else document[part]
-
-
-def _by_id(records: list[Any], path: str, quarantine: Quarantine, id_key: str = "id") -> dict[int, dict]:
-    """id -> record (the first one when an id repeats); records without an id are quarantined."""
-    out: dict[int, dict] = {}
-    for record in records:
-        rid = record_id(record.get(id_key)) if isinstance(record, dict) else None
+def _by_id(document: JsonDocument, part: str, path: str, spool: Spool, link: bool = False) -> RecordStore:
+    """id -> record (the first one when an id repeats), on disk; records without an id are quarantined. With
+    `link`, each answer is linked to its question id (the spec document spells the key `quesiton_id`)."""
+    out = RecordStore()
+    for record in document.items(part):
+        rid = record_id(record.get("id")) if isinstance(record, dict) else None
         if rid is None:
-            quarantine.skip(path, "malformed record", record)
+            spool.skip(path, "malformed record", record)
         else:
-            out.setdefault(rid, record)
+            out.add(rid, record, record_id(record.get("question_id", record.get("quesiton_id"))) if link else None)
     return out
 
 
 class _RsvqaIndex:
-    """Questions and answers of one split joined by id, never by position (B2/B3)."""
+    """Questions and answers of one split joined by id, never by position (B2/B3), looked up on disk."""
 
-    def __init__(self, questions: dict[int, dict], answers: list[Any], answers_path: str, quarantine: Quarantine):
-        self.questions = questions
-        self.answers = _by_id(answers, answers_path, quarantine)
-        # fallback link answer -> question; the spec document spells the key `quesiton_id`
-        self.by_question: dict[int, dict] = {}
-        for answer in self.answers.values():
-            qid = record_id(answer.get("question_id", answer.get("quesiton_id")))
-            if qid is not None:
-                self.by_question.setdefault(qid, answer)
+    def __init__(self, questions: RecordStore, answers: RecordStore):
+        self.questions, self.answers = questions, answers
 
-    def answer(self, qid: int, question: dict) -> str:
-        """The answer of `answers_ids[0]`, else the answer whose question id is `qid` ("" if none)."""
-        ids = question.get("answers_ids")
-        record = self.answers.get(record_id(ids[0])) if isinstance(ids, list) and ids else None
-        record = record or self.by_question.get(qid)
-        return answer_text(record.get("answer")) if record else ""
+    def answers_of(self, questions: list[tuple[int, dict]]) -> list[str]:
+        """Per (question id, question): the answer of `answers_ids[0]`, else the first answer whose question id
+        is the question's ("" if none)."""
+        wanted = []
+        for _, question in questions:
+            ids = question.get("answers_ids")
+            wanted.append(record_id(ids[0]) if isinstance(ids, list) and ids else None)
+        found = self.answers.first_many({aid for aid in wanted if aid is not None})
+        texts = []
+        for (qid, _), aid in zip(questions, wanted, strict=True):
+            record = found.get(aid) if aid is not None else None
+            record = record or self.answers.first_linked(qid)
+            texts.append(answer_text(record.get("answer")) if record else "")
+        return texts
 
 
-def _rsvqa_pairs(image: dict, index: _RsvqaIndex, path: str, quarantine: Quarantine) -> list[QAPair]:
+def _rsvqa_pairs(image: dict, index: _RsvqaIndex, path: str, spool: Spool) -> list[tuple[str, str, str | None]]:
     """The active QA pairs of one image record in `questions_ids` order; inactive questions are left out
     (they belong to no split), unknown or incomplete ones quarantined."""
-    pairs = []
     qids = image.get("questions_ids")
-    for raw_qid in qids if isinstance(qids, list) else []:
-        qid = record_id(raw_qid)
-        question = index.questions.get(qid) if qid is not None else None
+    raw_qids = qids if isinstance(qids, list) else []
+    parsed = [record_id(raw_qid) for raw_qid in raw_qids]
+    known = index.questions.first_many({qid for qid in parsed if qid is not None})
+    active: list[tuple[int, dict]] = []
+    for raw_qid, qid in zip(raw_qids, parsed, strict=True):
+        question = known.get(qid) if qid is not None else None
         if question is None:
-            quarantine.skip(path, "unknown question", {"image": image.get("id"), "question": raw_qid})
+            active.append((raw_qid, None))
+        elif question.get("active", True):
+            active.append((qid, question))
+    answers = iter(index.answers_of([entry for entry in active if entry[1] is not None]))
+    pairs = []
+    for qid, question in active:
+        if question is None:
+            spool.skip(path, "unknown question", {"image": image.get("id"), "question": qid})
             continue
-        if not question.get("active", True):
-            continue
-        text, answer = clean_question(question.get("question")), index.answer(qid, question)
+        text, answer = clean_question(question.get("question")), next(answers)
         if not text or not answer:
-            quarantine.skip(path, "missing question" if not text else "missing answer", question)
+            spool.skip(path, "missing question" if not text else "missing answer", question)
             continue
         qtype = question.get("type")
-        pairs.append(QAPair(text, answer, qtype if isinstance(qtype, str) and qtype else None))
+        pairs.append((text, answer, qtype if isinstance(qtype, str) and qtype else None))
     return pairs
+
+
+def _rsvqa_images(document: JsonDocument, index: _RsvqaIndex | None, path: str, questions_path: str,
+                  spool: Spool) -> None:
+    """(image id, QA pairs) of each usable image record into the spool, in document order. Without an index
+    (a question or answer file is unusable) the document is only read through (checked)."""
+    seen: set[int] = set()
+    for image in document.items("images"):
+        if index is None:
+            continue
+        img_id = record_id(image.get("id")) if isinstance(image, dict) else None
+        if img_id is None:
+            spool.skip(path, "malformed record", image)
+            continue
+        if not image.get("active", True):
+            continue
+        if img_id in seen:
+            spool.skip(path, "duplicate image", image)
+            continue
+        seen.add(img_id)
+        pairs = _rsvqa_pairs(image, index, questions_path, spool)
+        if not pairs:
+            spool.skip(path, "no questions", image)
+            continue
+        spool.put((img_id, pairs))
 
 
 def _rsvqa_split(root: SourceRoot, spec: SourceSpec, split: str, image_dir: str,
                  quarantine: Quarantine) -> Iterator[RawSample]:
     prefix = spec.options["prefix"]
     paths = {part: root.require(f"{prefix}_split_{split}_{part}.json", "split file") for part in _RSVQA_PARTS}
-    arrays = {part: _rsvqa_records(root, paths[part], part, quarantine) for part in _RSVQA_PARTS}
-    if any(array is None for array in arrays.values()):
-        return
-    index = _RsvqaIndex(_by_id(arrays["questions"], paths["questions"], quarantine), arrays["answers"],
-                        paths["answers"], quarantine)
-    seen: set[int] = set()
-    for image in arrays["images"]:
-        img_id = record_id(image.get("id")) if isinstance(image, dict) else None
-        if img_id is None:
-            quarantine.skip(paths["images"], "malformed record", image)
-            continue
-        if not image.get("active", True):
-            continue
-        if img_id in seen:
-            quarantine.skip(paths["images"], "duplicate image", image)
-            continue
-        seen.add(img_id)
-        pairs = _rsvqa_pairs(image, index, paths["questions"], quarantine)
-        if not pairs:
-            quarantine.skip(paths["images"], "no questions", image)
-            continue
+    files = {part: Spool() for part in _RSVQA_PARTS}  # file-level entries, reported in the order of the trio
+    questions = read_json(root, paths["questions"], files["questions"],
+                          lambda document, spool: _by_id(document, "questions", paths["questions"], spool),
+                          lists=("questions",))
+    answers = read_json(root, paths["answers"], files["answers"],
+                        lambda document, spool: _by_id(document, "answers", paths["answers"], spool, link=True),
+                        lists=("answers",))
+    index = _RsvqaIndex(questions[0], answers[0]) if questions and answers else None
+    try:
+        images = read_json(root, paths["images"], files["images"],
+                           lambda document, spool: _rsvqa_images(document, index, paths["images"],
+                                                                 paths["questions"], spool),
+                           lists=("images",))
+        for part in _RSVQA_PARTS:
+            files[part].flush_to(quarantine)
+        if index is None or images is None:
+            return
+        questions[1].flush_to(quarantine)
+        answers[1].flush_to(quarantine)
+    finally:
+        for loaded in (questions, answers):
+            if loaded is not None:
+                loaded[0].close()
+    for img_id, pairs in images[1].replay(quarantine):
         yield RawSample(source=spec.name, split=split, key=str(img_id),
-                        image=f"{image_dir}/{img_id}{spec.options['extension']}", modality=spec.modality, qa=pairs)
+                        image=f"{image_dir}/{img_id}{spec.options['extension']}", modality=spec.modality,
+                        qa=[QAPair(*qa) for qa in pairs])
 
 
 def read_rsvqa(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Iterator[RawSample]:

@@ -24,7 +24,8 @@ def test_one_sample_asset_per_dataset_and_the_job_selects_them_all():
 
 def test_materialize_in_process_reports_metadata_and_passing_checks(tmp_path):
     asset = next(a for a in SAMPLE_ASSETS if a.key.to_user_string() == "sample/rsicd")
-    result = dg.materialize([asset], run_config={"ops": {"sample__rsicd": {"config": {"out": str(tmp_path)}}}})
+    result = dg.materialize([asset], run_config={"ops": {"sample__rsicd": {"config": {"out": str(tmp_path),
+                                                                                     "scale": 1}}}})
     assert result.success
     (mat,) = result.get_asset_materialization_events()
     meta = mat.materialization.metadata
@@ -53,7 +54,7 @@ def test_dagster_cli_materializes_a_selected_asset(tmp_path):
 def _demo_run_config(tmp_path, names, merge=True):
     ops = {}
     for name in names:
-        ops[f"sample__{name}"] = {"config": {"out": str(tmp_path / "sample")}}
+        ops[f"sample__{name}"] = {"config": {"out": str(tmp_path / "sample"), "scale": 1}}  # the demo's is 8
         ops[f"raw__{name}"] = {"config": {"raw_parent": str(tmp_path / "sample"), "out": str(tmp_path / "mmrs")}}
         ops[f"mmrs__{name}"] = {"config": {"raw_parent": str(tmp_path / "sample"), "out": str(tmp_path / "mmrs")}}
     if merge:
