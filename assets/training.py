@@ -161,7 +161,8 @@ def _build_model(tok) -> EarthGPT:
     if _TRAIN["preset"] == "paper":
         return EarthGPT(paper(_TRAIN["llama"], _TRAIN["dinov2"], _TRAIN["convnext"]))
     config = tiny()
-    return EarthGPT(dataclasses.replace(config, llm=dataclasses.replace(config.llm, vocab_size=len(tok))))
+    return EarthGPT(dataclasses.replace(config, llm=dataclasses.replace(config.llm, vocab_size=len(tok)),
+                                        max_text_tokens=_TRAIN.get("max_text_tokens", config.max_text_tokens)))
 
 
 def _train(stage: str, context: dg.AssetExecutionContext, config: TrainConfig, model: EarthGPT, tok
