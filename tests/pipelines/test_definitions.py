@@ -40,7 +40,7 @@ def test_dagster_cli_materializes_a_selected_asset(tmp_path):
     """What CI and scripts run: `dagster asset materialize -m pipelines.definitions --select ...`."""
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
     (tmp_path / "home").mkdir()
-    config = {"ops": {"sample__nasc_tg2": {"config": {"out": str(tmp_path / "data")}}}}
+    config = {"ops": {"sample__nasc_tg2": {"config": {"out": str(tmp_path / "data"), "scale": 1}}}}
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
          "--select", "sample/nasc_tg2", "--config-json", json.dumps(config)],
