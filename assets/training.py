@@ -101,7 +101,7 @@ def _datamodule(stage: str, config: TrainConfig, model: EarthGPT, tokenizer) -> 
     params = _TRAIN[stage]
     tasks = None if params["tasks"] == "all" else tuple(params["tasks"])
     data = DataConfig(manifest=join(repo_path(config.mmrs_out), "mmrs_1m.json"), tasks=tasks,
-                      batch_size=params["batch_size"], images=stage != "text")
+                      batch_size=params["batch_size"], images=stage != "text", weights=params.get("weights"))
     return MMRSDataModule(data, model.config, tokenizer)
 
 
