@@ -131,8 +131,8 @@ def prepare_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
                     quarantine: Quarantine) -> list[PreparedObject]:
     """Clip, drop degenerate and ignored boxes (counted), order OBB points, normalise; reading order.
 
-    The arithmetic of mmrs.geometry (clip_hbb, clip_polygon, normalize_points, round, format_box), inlined and
-    for the normalisation vectorised over the image: this runs for every object of every image."""
+    The normalisation (normalize_points, round, format_box) is vectorised over the image: it runs for every
+    number of every object."""
     ignored = set(spec.options.get("ignore_labels", ()))
     nouns: dict[str, str] = {}  # class wording, once per class and image (regexes per object cost much)
     kept = []
@@ -141,40 +141,16 @@ def prepare_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
         if label in ignored:
             quarantine.fix("ignored class dropped")
             continue
-        outline = box.obb
-        if outline and len(outline) == 8:  # box_corners, polygon_hbb and the inside test, written out
-            a0, a1, a2, a3, a4, a5, a6, a7 = outline
-            corners = [(a0, a1), (a2, a3), (a4, a5), (a6, a7)]
-            hbb = box.hbb or (min(a0, a2, a4, a6), min(a1, a3, a5, a7), max(a0, a2, a4, a6), max(a1, a3, a5, a7))
-            inside = (0 <= a0 <= width and 0 <= a1 <= height and 0 <= a2 <= width and 0 <= a3 <= height
-                      and 0 <= a4 <= width and 0 <= a5 <= height and 0 <= a6 <= width and 0 <= a7 <= height)
-        else:
-            corners = box_corners(box)
-            hbb = box.hbb or polygon_hbb(corners)
-            inside = all(0 <= x <= width and 0 <= y <= height for x, y in corners)
-        x0, y0, x1, y1 = hbb
-        # clip_hbb: min(max(c, 0.0), limit)
-        x0 = 0.0 if x0 < 0.0 else x0
-        x0 = width if width < x0 else x0
-        y0 = 0.0 if y0 < 0.0 else y0
-        y0 = height if height < y0 else y0
-        x1 = 0.0 if x1 < 0.0 else x1
-        x1 = width if width < x1 else x1
-        y1 = 0.0 if y1 < 0.0 else y1
-        y1 = height if height < y1 else y1
-        clipped = (x0, y0, x1, y1)
-        visible = corners if inside else clip_polygon(corners, 0, 0, width, height)
-        if x1 - x0 <= 0 or y1 - y0 <= 0 or visible is None:
+        corners = box_corners(box)
+        hbb = box.hbb or polygon_hbb(corners)
+        clipped = clip_hbb(hbb, width, height)
+        visible = clip_polygon(corners, 0, 0, width, height)
+        if is_degenerate_hbb(clipped) or visible is None:
             quarantine.skip(raw.image, "degenerate box", {"label": label, "hbb": list(hbb)})
             continue
         if clipped != tuple(hbb):
             quarantine.fix("box clipped to image")
-        ordered = order_obb(visible)
-        if len(ordered) == 4:
-            (ax, ay), (bx, by), (cx, cy), (dx, dy) = ordered
-            obb = (ax, ay, bx, by, cx, cy, dx, dy)
-        else:
-            obb = tuple([c for p in ordered for c in p])
+        obb = tuple([c for p in order_obb(visible) for c in p])
         noun = nouns.get(label) or nouns.setdefault(label, _noun(spec, label))
         kept.append((label, noun, clipped, obb, box.difficult))
     if not kept:
@@ -208,10 +184,8 @@ def _by_class(objects: list[PreparedObject]) -> list[tuple[str, list[PreparedObj
 
 def _detection(objects: list[PreparedObject], classes: list[tuple[str, list[PreparedObject]]],
                oriented: bool) -> tuple[list[tuple[str, str]], dict[str, Any]]:
-    if oriented:
-        groups = [(noun, "[" + ";".join([o.obb_text for o in group]) + "]") for noun, group in classes]
-    else:
-        groups = [(noun, "[" + ";".join([o.hbb_text for o in group]) + "]") for noun, group in classes]
+    groups = [(noun, "[" + ";".join([o.obb_text if oriented else o.hbb_text for o in group]) + "]")
+              for noun, group in classes]
     rounds = [(templates.detection_prompt(oriented), templates.detection_answer(groups))]
     rounds += [(templates.category_detection_prompt(templates.plural(noun), oriented),
                 templates.category_detection_answer(noun, text)) for noun, text in groups]
