@@ -140,7 +140,8 @@ def vqa_pairs(scene: Scene, rng: np.random.Generator, types: tuple[str, ...], pe
     """Up to `per_type` distinct questions of each type, drawn without replacement; answers from the scene.
 
     Yes/no types alternate yes and no answers while both remain, so the answers stay balanced even when
-    few kinds are present."""
+    few kinds are present; a coin decides which comes first, or every image's first question of a type
+    would answer "yes" (a model asked single questions learns that position, not the image)."""
     kinds = _kinds_for_questions(scene)
     out: list[QA] = []
     for qtype in types:
@@ -149,9 +150,10 @@ def vqa_pairs(scene: Scene, rng: np.random.Generator, types: tuple[str, ...], pe
         yes = [c for c in candidates if c.answer == "yes"]
         no = [c for c in candidates if c.answer == "no"]
         if yes and no:
-            interleaved = [q for pair in zip(yes, no, strict=False) for q in pair]
-            longer = yes if len(yes) > len(no) else no
-            candidates = interleaved + longer[min(len(yes), len(no)):]
+            first, second = (yes, no) if rng.random() < 0.5 else (no, yes)
+            interleaved = [q for pair in zip(first, second, strict=False) for q in pair]
+            longer = first if len(first) > len(second) else second
+            candidates = interleaved + longer[min(len(first), len(second)):]
         out += candidates[:per_type]
     return out
 

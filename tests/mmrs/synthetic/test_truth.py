@@ -63,6 +63,18 @@ def test_presence_answers_are_balanced_over_many_scenes():
     assert 0.3 < answers.count("yes") / len(answers) < 0.8
 
 
+def test_first_yes_no_answer_is_not_always_yes():
+    """Single-question evaluation asks every question first: the first answer must not give itself away."""
+    firsts = []
+    for seed in range(40):
+        scene = _scene("airport", seed=seed)
+        pairs = vqa_pairs(scene, np.random.default_rng(seed), ("presence",), 4)
+        if {qa.answer for qa in pairs} == {"yes", "no"}:
+            firsts.append(pairs[0].answer)
+    assert len(firsts) >= 20
+    assert 0.25 < firsts.count("yes") / len(firsts) < 0.75
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_referring_expressions_identify_exactly_one_object(seed):
     scene = _scene("parking_lot", seed=seed)
