@@ -109,10 +109,10 @@ def clip_polygon(points: Sequence[Point], x0: float, y0: float, x1: float, y1: f
     """Clip a quadrilateral to a rectangle. Inside: unchanged. Crossing: the minimum-area rectangle of the
     visible part (still four corners), its corners clamped to the rectangle (a rotated rectangle around a
     cut polygon can poke out by a little). Nothing visible or zero area: None."""
-    from shapely.geometry import Polygon, box
-
     if all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in points):
         return list(points)
+    from shapely.geometry import Polygon, box  # only boxes crossing the border need it (import per call costs)
+
     visible = Polygon(points).buffer(0).intersection(box(x0, y0, x1, y1))
     if visible.is_empty or visible.area <= 0:
         return None

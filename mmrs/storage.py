@@ -7,11 +7,12 @@ image headers are read without decoding pixels.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import warnings
 import xml.etree.ElementTree as ET  # only for documents without a DTD: see _parse_safely
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -95,6 +96,10 @@ class SourceRoot:
         """Full path of `rel`; '..' segments are resolved (RSIVQA points into sibling releases)."""
         return posixpath.normpath(posixpath.join(self.base, rel)) if rel else self.base
 
+    @property
+    def is_local(self) -> bool:
+        return self._local
+
     def uri(self, rel: str) -> str:
         """Full URL of a relative path (for messages and for opening from other processes)."""
         full = self.path(rel)
@@ -139,6 +144,24 @@ class SourceRoot:
     def read_xml(self, rel: str):
         """Parsed ElementTree root of an XML file (see `parse_xml`)."""
         return parse_xml(self.read_bytes(rel))
+
+    def prefetch(self, rels: Iterable[str], head: int = 65536) -> None:
+        """Ask the kernel to start reading the first `head` bytes of these local files in the background
+        (posix_fadvise WILLNEED), so that reading their headers later finds them in the page cache. A no-op
+        for object stores; errors are ignored (the real read reports them)."""
+        if not self._local or not hasattr(os, "posix_fadvise"):
+            return
+        for rel in rels:
+            try:
+                fd = os.open(self.path(rel), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, head, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the image header only; refuses images larger than MAX_IMAGE_PIXELS."""

@@ -100,3 +100,18 @@ def test_ignored_labels_and_display_names():
 def test_classification_needs_categories():
     with pytest.raises(ValueError, match="categories"):
         to_records(_raw(label="x"), _spec(["classification"]), 10, 10, Quarantine("demo"))
+
+
+@pytest.mark.parametrize("hbb", [(10, 50, 30, 60), (0, 0, 200, 100), (150.5, 20.25, 260, 70), (-20, -5, 40, 30)])
+def test_hbb_fast_path_matches_the_general_outline_route(hbb):
+    """An HBB skips box_corners / clip_polygon / order_obb; the result is what its outline gives that way."""
+    from mmrs.convert import prepare_objects
+
+    x0, y0, x1, y1 = hbb
+    spec = _spec(["detection_hbb", "detection_obb"])
+    fast, = prepare_objects(_raw(objects=[Box("plane", hbb=hbb)]), spec, 200, 100, Quarantine("demo"))
+    outline = (x0, y0, x1, y0, x1, y1, x0, y1)
+    general, = prepare_objects(_raw(objects=[Box("plane", hbb=hbb, obb=outline)]), spec, 200, 100,
+                               Quarantine("demo"))
+    assert fast.hbb == general.hbb and fast.hbb_text == general.hbb_text and fast.obb_text == general.obb_text
+    assert fast.obb == pytest.approx(general.obb, abs=1e-9)

@@ -67,3 +67,14 @@ def test_image_size_reads_the_header_only_and_refuses_huge_images(tmp_path):
         root.image_size("huge.png")
     (tmp_path / "scene.png").write_bytes(_png_header(20_000, 20_000))  # DOTA v2-sized scenes are fine
     assert root.image_size("scene.png") == (20_000, 20_000)
+
+
+def test_prefetch_is_a_hint_that_never_fails(tmp_path):
+    Image.new("RGB", (7, 5)).save(tmp_path / "a.png")
+    root = SourceRoot(str(tmp_path))
+    assert root.is_local
+    root.prefetch(["a.png", "missing.png", "../outside.png"])  # missing files: the real read reports them
+    assert root.image_size("a.png") == (7, 5)
+    remote = SourceRoot("memory://bucket/release")
+    assert not remote.is_local
+    remote.prefetch(["a.png"])  # object stores: nothing to ask the kernel
