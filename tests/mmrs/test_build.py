@@ -99,3 +99,15 @@ def test_raw_and_output_on_s3(tmp_path, s3_bucket):
     names = sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{s3_bucket}/mmrs/toy"))
     assert names == ["manifest.json", "quarantine.jsonl", "test-00000.jsonl", "train-00000.jsonl"]
     assert manifest["raw_root"] == f"s3://{s3_bucket}/raw/toy"
+
+
+def test_rare_gc_pauses_restores_the_collector_thresholds():
+    import gc
+
+    from mmrs.build import rare_gc_pauses
+
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), rare_gc_pauses(12_345):
+        assert gc.get_threshold() == (12_345, *before[1:])
+        raise RuntimeError("a reader failed")
+    assert gc.get_threshold() == before
