@@ -157,7 +157,10 @@ def tokenizer(config: TrainConfig) -> dg.MaterializeResult:
                                           "example": f"{len(tok.encode(example))} tokens: {example}"})
 
 
-def _build_model(tok) -> EarthGPT:
+def _build_model(tok, seed: int = 0) -> EarthGPT:
+    """A new model: random-init weights (all of them for tiny, the projection for paper) drawn from `seed`,
+    so that the same params give the same model in every process."""
+    torch.manual_seed(seed)
     if _TRAIN["preset"] == "paper":
         return EarthGPT(paper(_TRAIN["llama"], _TRAIN["dinov2"], _TRAIN["convnext"]))
     config = tiny()

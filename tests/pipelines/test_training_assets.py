@@ -55,3 +55,17 @@ def test_training_assets_train_register_and_pass_their_checks(tmp_path):
     assert meta["evaluation_report"]["promoted_to_champion"].value == passed
     aliases = mlflow.MlflowClient().get_registered_model("earthgpt-test").aliases
     assert ("champion" in aliases) == passed
+
+
+def test_a_new_model_is_the_same_in_every_process():
+    """The random init is seeded: two builds (as two separate runs would do) give identical weights."""
+    import torch
+
+    from assets.training import _build_model
+    from models.tokenization import train_bpe_tokenizer
+
+    tok = train_bpe_tokenizer(["Is there a plane in the image?", "yes", "no"] * 20, vocab_size=300)
+    first = _build_model(tok).state_dict()
+    torch.rand(7)  # whatever ran before must not matter
+    second = _build_model(tok).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
