@@ -68,7 +68,7 @@ def _with_sizes(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 64
         while batch := list(islice(samples, chunk)):
             root.prefetch([raw.image for raw in batch if not (raw.width and raw.height)])
             for raw in batch:
-                yield raw, (raw.width, raw.height) if raw.width and raw.height else _size_or_error(root, raw)
+                yield raw, _size_or_error(root, raw)
         return
     with ThreadPoolExecutor(max_workers=16) as pool:
         while batch := list(islice(samples, chunk)):

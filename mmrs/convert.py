@@ -141,27 +141,19 @@ def prepare_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
         if label in ignored:
             quarantine.fix("ignored class dropped")
             continue
-        if box.obb is None:  # an HBB: nothing to clip but the HBB itself
-            hbb = box.hbb
-            clipped = clip_hbb(hbb, width, height)
-            if is_degenerate_hbb(clipped):
-                quarantine.skip(raw.image, "degenerate box", {"label": label, "hbb": list(hbb)})
-                continue
-            if clipped != tuple(hbb):
-                quarantine.fix("box clipped to image")
-            # its clipped corners from (x0, y0) clockwise are already order_obb's order (tested)
+        corners = None if box.obb is None else box_corners(box)  # an HBB alone needs no outline
+        hbb = box.hbb or polygon_hbb(corners)
+        clipped = clip_hbb(hbb, width, height)
+        visible = None if corners is None else clip_polygon(corners, 0, 0, width, height)
+        if is_degenerate_hbb(clipped) or (corners is not None and visible is None):
+            quarantine.skip(raw.image, "degenerate box", {"label": label, "hbb": list(hbb)})
+            continue
+        if clipped != tuple(hbb):
+            quarantine.fix("box clipped to image")
+        if visible is None:  # the clipped HBB's corners from (x0, y0) clockwise are order_obb's order (tested)
             x0, y0, x1, y1 = clipped
             obb = (x0, y0, x1, y0, x1, y1, x0, y1)
         else:
-            corners = box_corners(box)
-            hbb = box.hbb or polygon_hbb(corners)
-            clipped = clip_hbb(hbb, width, height)
-            visible = clip_polygon(corners, 0, 0, width, height)
-            if is_degenerate_hbb(clipped) or visible is None:
-                quarantine.skip(raw.image, "degenerate box", {"label": label, "hbb": list(hbb)})
-                continue
-            if clipped != tuple(hbb):
-                quarantine.fix("box clipped to image")
             obb = tuple([c for p in order_obb(visible) for c in p])
         noun = nouns.get(label) or nouns.setdefault(label, _noun(spec, label))
         kept.append((label, noun, clipped, obb, box.difficult))
