@@ -15,7 +15,7 @@ import fsspec
 import numpy as np
 from PIL import Image
 
-from mmrs.convert import to_records
+from mmrs.convert import to_records_batch
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
@@ -105,6 +105,34 @@ def _collect_categories(spec: SourceSpec, root: SourceRoot) -> tuple[str, ...]:
     return tuple(sorted(labels))
 
 
+class _PendingImages:
+    """Images (or tiles) waiting for conversion: converted `batch` at a time, so that the box normalisation
+    is vectorised over many images; records are written in the images' order."""
+
+    def __init__(self, spec: SourceSpec, writer: ShardWriter, quarantine: Quarantine, batch: int = 64):
+        self.spec, self.writer, self.quarantine, self.batch = spec, writer, quarantine, batch
+        self.waiting: list[tuple[RawSample, int, int]] = []
+        self.images: dict[str, int] = {}  # converted images per split
+
+    def add(self, sample: RawSample, width: int, height: int) -> None:
+        self.waiting.append((sample, width, height))
+        if len(self.waiting) >= self.batch:
+            self.flush()
+
+    def skip(self, path: str, reason: str, detail: str) -> None:
+        """Quarantine an image, after converting those before it (the report stays in reading order)."""
+        self.flush()
+        self.quarantine.skip(path, reason, detail)
+
+    def flush(self) -> None:
+        for (sample, _, _), records in zip(self.waiting, to_records_batch(self.waiting, self.spec, self.quarantine),
+                                           strict=True):
+            for record in records:
+                self.writer.write(record)
+            self.images[sample.split] = self.images.get(sample.split, 0) + 1
+        self.waiting.clear()
+
+
 def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progress | None = None,
                    max_records: int = 50_000) -> dict[str, Any]:
     """Convert `spec`'s dataset at `raw_url` into shards under out_url/<spec.name>; returns the manifest.
@@ -116,15 +144,15 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
     if "classification" in spec.tasks and not spec.categories:
         spec = replace(spec, categories=_collect_categories(spec, root))
     writer = ShardWriter(out, max_records=max_records)
-    images: dict[str, int] = {}
     annotations = 0
     with fsspec.open(join(out, "quarantine.jsonl"), "w", encoding="utf-8", auto_mkdir=True) as sink, \
             rare_gc_pauses():
         quarantine = Quarantine(spec.name, sink)
+        pending = _PendingImages(spec, writer, quarantine)
         for raw, size in _with_sizes(root, spec.reader(root, spec, quarantine)):
             annotations += annotation_count(raw)
             if isinstance(size, Exception):
-                quarantine.skip(raw.image, "unreadable image", str(size))
+                pending.skip(raw.image, "unreadable image", str(size))
                 continue
             width, height = size
             if spec.tile:
@@ -132,24 +160,23 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
                 try:
                     _write_tiles(root, raw, tiles, join(out, "tiles"))
                 except (OSError, ValueError) as error:
-                    quarantine.skip(raw.image, "unreadable image", str(error))
+                    pending.skip(raw.image, "unreadable image", str(error))
                     continue
-                parts = [(tile, tile.width, tile.height) for tile, _ in tiles]
+                for tile, _ in tiles:
+                    pending.add(tile, tile.width, tile.height)
             else:
-                parts = [(raw, width, height)]
-            for sample, w, h in parts:
-                for record in to_records(sample, spec, w, h, quarantine):
-                    writer.write(record)
-                images[sample.split] = images.get(sample.split, 0) + 1
+                pending.add(raw, width, height)
             if progress:
                 progress(1)
+        pending.flush()
     shards = writer.close()
     manifest = {
         "source": spec.name, "title": spec.title, "modality": spec.modality, "tasks": list(spec.tasks),
         "raw_root": root.uri(""), "image_root": out if spec.tile else root.uri(""),
         "train_splits": list(spec.train_splits), "evaluation_only": spec.evaluation_only,
         "in_mmrs_1m": spec.in_mmrs_1m,
-        "paper_samples": spec.paper_samples, "images": images, "annotations": annotations, "counts": writer.counts,
+        "paper_samples": spec.paper_samples, "images": pending.images, "annotations": annotations,
+        "counts": writer.counts,
         "quarantine": quarantine.summary(), "shards": shards, "content_hash": content_hash(shards),
     }
     write_json(join(out, "manifest.json"), manifest)

@@ -1,15 +1,12 @@
 """The streaming JSON helpers of mmrs.readers.common: read_json, JsonDocument, Spool, RecordStore."""
 
 import json
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mmrs.convert import _box_text, _normalised
-from mmrs.geometry import format_box, normalize_points, square_frame
 from mmrs.quarantine import Quarantine
 from mmrs.readers.common import JsonDocument, RecordStore, Spool, read_json
 from mmrs.storage import SourceRoot
@@ -129,25 +126,3 @@ def test_record_store() -> None:
     store.add("s", [1, 2])  # adds after lookups still land
     assert store.all("s") == [[1, 2]]
     store.close()
-
-
-def test_vectorised_normalisation_matches_the_scalar_route() -> None:
-    rng = random.Random(0)
-    for width, height in ((800, 800), (1024, 683), (333, 1000), (7, 5)):
-        side, px, py = square_frame(width, height)
-        boxes = []
-        for _ in range(300):
-            boxes.append(tuple(rng.uniform(0, width) if i % 2 == 0 else rng.uniform(0, height) for i in range(12)))
-        for _ in range(300):  # whole pixels: their products by 100 or 10,000 often land on a half exactly
-            boxes.append(tuple(float(rng.randrange(width + 1) if i % 2 == 0 else rng.randrange(height + 1))
-                               for i in range(12)))
-        # halves and quarter-cents: the rounding ties that a product may push either way
-        boxes.append(tuple(float(c) for c in (0, 0, width, height, 0.125 * side - px, 0.00005 * side - py,
-                                                 0.005 * side - px, 0.015 * side - py, 0.125, 0.5, 1, 2)))
-        boxes.append((-0.0, 0.0, width, height, -3.0, 1e9, float("nan"), 1.0, 2.0, 3.0, 4.0, 5.0))
-        for box, got in zip(boxes, _normalised(boxes, side, px, py), strict=True):
-            hbb, obb = normalize_points(box[:4], width, height), normalize_points(box[4:], width, height)
-            want = (tuple(round(c, 4) for c in hbb), tuple(round(c, 4) for c in obb), format_box(hbb),
-                    format_box(obb))
-            assert repr(got) == repr(want)
-            assert got[2] == _box_text(tuple(hbb))
