@@ -3,6 +3,7 @@
 import io
 import struct
 
+import fsspec
 import imagesize
 import numpy as np
 import pytest
@@ -74,3 +75,13 @@ def test_source_root_falls_back_to_imagesize_and_pil(tmp_path):
         assert root.image_size(name) == (53, 37), name
     with pytest.raises(FileNotFoundError):
         root.image_size("missing.jpg")
+
+
+def test_source_root_on_s3_parses_heads_and_falls_back(tmp_path, s3_bucket):
+    late = _pil_bytes(Image.fromarray(_GRADIENT), "JPEG", comment=b"x" * 6000)
+    fs = fsspec.filesystem("s3")
+    fs.pipe({f"{s3_bucket}/release/late.jpg": late, f"{s3_bucket}/release/a.jpg": VARIANTS["jpeg baseline"],
+             f"{s3_bucket}/release/a.tga": _pil_bytes(Image.fromarray(_GRADIENT), "TGA")})
+    root = SourceRoot(f"s3://{s3_bucket}/release")
+    for name in ("a.jpg", "late.jpg", "a.tga"):  # in place, imagesize after a seek back, PIL
+        assert root.image_size(name) == (53, 37), name
