@@ -20,6 +20,8 @@ posix separators):
     tags: {meta key: {value: xml folder under base}}: a stem found in that folder gets meta[key] = value
         (SSDD's test_inshore / test_offshore copies are tags, not extra samples).
     classes: the canonical class names (None: names are kept as written); aliases: variant -> canonical.
+    display_names: canonical name -> wording in instructions, where mmrs.readers.common.display_name would
+        not space it (DIOR 'tenniscourt' -> 'tennis court'); labels in targets stay canonical.
 
 Xml (pixels of the full image; numbers may be `133`, ` 133.0 `, `1.33e+02`):
 
@@ -397,11 +399,18 @@ DIOR_CLASSES = (
     "Expressway-toll-station", "golffield", "groundtrackfield", "harbor", "overpass", "ship", "stadium",
     "storagetank", "tenniscourt", "trainstation", "vehicle", "windmill",
 )
+# wording in instructions ("Detect all tennis courts ..."): DIOR writes most classes as one word
+DIOR_NAMES = {
+    "baseballfield": "baseball field", "basketballcourt": "basketball court", "golffield": "golf field",
+    "groundtrackfield": "ground track field", "storagetank": "storage tank", "tenniscourt": "tennis court",
+    "trainstation": "train station",
+}
 HRRSD_CLASSES = (
     "airplane", "baseball diamond", "basketball court", "bridge", "crossroad", "ground track field", "harbor",
     "parking lot", "ship", "storage tank", "T junction", "tennis court", "vehicle",
 )
 RSOD_CLASSES = ("aircraft", "oiltank", "overpass", "playground")
+RSOD_NAMES = {"oiltank": "oil tank"}
 MAR20_CLASSES = tuple(f"A{i}" for i in range(1, 21))
 DIOR_LAYOUT = {
     "annotations": "Annotations/Horizontal Bounding Boxes",
@@ -417,6 +426,7 @@ SOURCES = [
             "splits": ("train", "val", "test"),
             # case-/space-insensitive matching covers the lower-cased mmrotate / BboxToolkit spellings
             "classes": DIOR_CLASSES,
+            "display_names": DIOR_NAMES,
         },
         paper_samples=58200,
     ),
@@ -440,6 +450,7 @@ SOURCES = [
             # no official split: 3/4 train (about the paper's 747 of 976 images), 1/4 test, by key hash
             "split_fractions": {"train": 0.75, "test": 0.25},
             "classes": RSOD_CLASSES,
+            "display_names": RSOD_NAMES,
         },
         train_splits=("train",), paper_samples=747,
     ),

@@ -511,3 +511,14 @@ def test_registered_sources() -> None:
         ("dior", "DIOR", 58200), ("hrrsd", "HRRSD", 23044), ("rsod", "RSOD", 747), ("mar20", "MAR20", None),
         ("ssdd", "SSDD", 1856),
     }
+
+
+def test_dior_and_rsod_classes_are_worded_with_spaces_in_instructions():
+    from mmrs.convert import _noun
+    from mmrs.registry import SOURCES
+
+    dior, rsod = SOURCES["dior"], SOURCES["rsod"]
+    nouns = {_noun(dior, label) for label in dior.options["classes"]} | {_noun(rsod, "oiltank")}
+    assert {"tennis court", "ground track field", "storage tank", "train station", "expressway toll station",
+            "oil tank"} <= nouns
+    assert all(" " in noun for noun in nouns if len(noun) > 9)  # no run-together words left ('windmill' is one)
