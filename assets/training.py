@@ -12,6 +12,7 @@ and, after stage 3, a registered pyfunc model version.
 # No `from __future__ import annotations` here: Dagster reads the config annotation at decoration time.
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from models.inference import GenerationOptions, predict
 from models.io import load_model
 from models.mlflow_logging import log_earthgpt_model
 from models.tokenization import encode_prompt, load_tokenizer, save_tokenizer, train_bpe_tokenizer
-from models.trainer import StageConfig, StageResult, TrackingConfig, all_finite, losses_fell, train_stage
+from models.trainer import StageConfig, StageResult, TrackingConfig, all_finite, losses_fell, run_key, train_stage
 from models.training import OptimConfig
 from pipelines.params import load_params, repo_path
 
@@ -64,8 +65,6 @@ def _tracking(config: TrainConfig, context: dg.AssetExecutionContext, manifest: 
 
 
 def _dvc_lock_hash() -> str:
-    import hashlib
-
     lock = Path(repo_path("dvc.lock"))
     return hashlib.sha256(lock.read_bytes()).hexdigest()[:16] if lock.exists() else "none"
 
@@ -122,6 +121,7 @@ def _result_metadata(result: StageResult, model: EarthGPT, tracking: TrackingCon
     return {
         "mlflow_run": f"{tracking.uri} run {result.run_id}",
         "steps": result.steps,
+        "resumed": result.resumed,
         "loss_first": round(result.losses[0], 4) if result.losses else None,
         "loss_last": round(result.losses[-1], 4) if result.losses else None,
         "loss_curve": dg.MetadataValue.md(f"`{_sparkline(result.losses)}`"),
@@ -173,10 +173,18 @@ def _train(stage: str, context: dg.AssetExecutionContext, config: TrainConfig, m
     out = Path(repo_path(config.out))
     manifest = read_json(join(repo_path(config.mmrs_out), "mmrs_1m.json"))
     tracking = _tracking(config, context, manifest)
+    datamodule, stage_config = _datamodule(stage, config, model, tok), _stage_config(stage, config, out)
+    # resume only a run of these settings, data and starting weights; anything else retrains
+    stage_config.run_key = run_key(stage_config, model, {
+        "corpus": manifest["content_hash"], "tokenizer": _tokenizer_digest(tok),
+        "data": dataclasses.asdict(datamodule.config) | {"manifest": None}})  # the path is not the content
     apply_activation_checkpointing(model, DistributedConfig.from_dict(_TRAIN["distributed"]))
-    result = train_stage(model, tok, _datamodule(stage, config, model, tok), _stage_config(stage, config, out),
-                         tracking)
-    return result, tracking
+    return train_stage(model, tok, datamodule, stage_config, tracking), tracking
+
+
+def _tokenizer_digest(tok) -> str:
+    """SHA-256 of the whole tokenizer (vocabulary, merges, normaliser, special tokens)."""
+    return hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()
 
 
 _TRAINS_TEXT = _TRAIN["preset"] == "tiny"

@@ -15,7 +15,15 @@ from models.data import DataConfig, MMRSDataModule
 from models.earthgpt import EarthGPT
 from models.io import load_model
 from models.tokenization import train_bpe_tokenizer
-from models.trainer import StageConfig, TrackingConfig, all_finite, losses_fell, train_stage
+from models.trainer import (
+    StageConfig,
+    TrackingConfig,
+    all_finite,
+    losses_fell,
+    run_key,
+    train_stage,
+    weights_digest,
+)
 from models.training import OptimConfig
 
 
@@ -57,22 +65,25 @@ class StopAt(L.Callback):
             trainer.should_stop = True
 
 
-def _run(tmp_path, corpus, tok, out, callbacks=None):
-    model = _model(tok)
+def _run(tmp_path, corpus, tok, out, callbacks=None, keyed=False, data_version="v1", model=None):
+    model = model or _model(tok)
     config = StageConfig("stage2", str(tmp_path / out), OptimConfig(lr=3e-3, warmup_steps=2, max_steps=6),
                          checkpoint_every=3)
+    if keyed:
+        config.run_key = run_key(config, model, {"corpus": data_version})
     tracking = TrackingConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="test",
                               artifact_location=str(tmp_path / "artifacts"), tags={"data_version": "abc"})
     return model, train_stage(model, tok, _datamodule(corpus, tok, model), config, tracking, callbacks)
 
 
-def test_resume_after_a_stop_gives_the_same_weights(tmp_path, corpus, tok):
-    straight, result = _run(tmp_path, corpus, tok, "straight")
-    assert result.steps == 6 and all_finite(result.losses)
-    _, stopped = _run(tmp_path, corpus, tok, "killed", callbacks=[StopAt(3)])
+@pytest.mark.parametrize("keyed", [False, True])
+def test_resume_after_a_stop_gives_the_same_weights(tmp_path, corpus, tok, keyed):
+    straight, result = _run(tmp_path, corpus, tok, "straight", keyed=keyed)
+    assert result.steps == 6 and all_finite(result.losses) and not result.resumed
+    _, stopped = _run(tmp_path, corpus, tok, "killed", callbacks=[StopAt(3)], keyed=keyed)
     assert stopped.steps == 3 and (tmp_path / "killed" / "checkpoints" / "last.ckpt").exists()
-    resumed, result2 = _run(tmp_path, corpus, tok, "killed")
-    assert result2.steps == 6
+    resumed, result2 = _run(tmp_path, corpus, tok, "killed", keyed=keyed)
+    assert result2.steps == 6 and result2.resumed and len(result2.losses) == 3
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
@@ -104,3 +115,51 @@ def test_frozen_tensors_untouched_and_mlflow_run_contents(tmp_path, corpus, tok)
 def test_loss_checks():
     assert losses_fell([5.0] * 10 + [3.0] * 10) and not losses_fell([3.0] * 10 + [5.0] * 10)
     assert all_finite([1.0, 2.0]) and not all_finite([1.0, float("nan")]) and not all_finite([])
+
+
+def test_a_run_of_other_data_or_starting_weights_trains_afresh(tmp_path, corpus, tok):
+    """Keyed checkpoints: a finished run of the same key is resumed (no step left); new data or new starting
+    weights (the previous stage retrained) start from step 0, the old checkpoints set aside."""
+    first, result = _run(tmp_path, corpus, tok, "run", keyed=True)
+    again, same = _run(tmp_path, corpus, tok, "run", keyed=True)
+    assert same.resumed and same.losses == [] and same.steps == 6
+    for (name, a), (_, b) in zip(first.state_dict().items(), again.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    _, new_data = _run(tmp_path, corpus, tok, "run", keyed=True, data_version="v2")
+    assert not new_data.resumed and len(new_data.losses) == 6
+    superseded = tmp_path / "run" / "checkpoints.superseded"
+    assert (superseded / "last.ckpt").exists() and (superseded / "superseded_run_key").exists()
+    other_start = _model(tok)
+    with torch.no_grad():
+        next(other_start.parameters()).add_(1.0)
+    _, new_start = _run(tmp_path, corpus, tok, "run", keyed=True, data_version="v2", model=other_start)
+    assert not new_start.resumed and len(new_start.losses) == 6
+
+
+def test_run_key_is_what_decides_the_result(tok):
+    model = _model(tok)
+    base = StageConfig("stage2", "/a", OptimConfig(lr=1e-3, max_steps=10), checkpoint_every=5)
+    key = run_key(base, model, {"corpus": "h1"})
+    assert key == run_key(dataclasses.replace(base, out_dir="/b", checkpoint_every=2), _model(tok), {"corpus": "h1"})
+    assert key != run_key(base, model, {"corpus": "h2"})
+    assert key != run_key(dataclasses.replace(base, optim=OptimConfig(lr=2e-3, max_steps=10)), model, {"corpus": "h1"})
+    assert key != run_key(dataclasses.replace(base, seed=1), model, {"corpus": "h1"})
+    changed = _model(tok)
+    with torch.no_grad():
+        next(changed.parameters()).view(-1)[0] += 1e-3
+    assert key != run_key(base, changed, {"corpus": "h1"})
+    assert weights_digest(model) == weights_digest(_model(tok))
+
+
+class _Strategy:
+    def __init__(self, config):
+        self.config = config
+
+
+def test_run_key_describes_strategy_objects_by_class_and_config(tok):
+    """A DeepSpeedStrategy object in the trainer kwargs: the same key in every process (no object address)."""
+    model = _model(tok)
+    one = StageConfig("stage3", "/a", trainer={"strategy": _Strategy({"zero_optimization": {"stage": 2}})})
+    two = StageConfig("stage3", "/a", trainer={"strategy": _Strategy({"zero_optimization": {"stage": 2}})})
+    three = StageConfig("stage3", "/a", trainer={"strategy": _Strategy({"zero_optimization": {"stage": 3}})})
+    assert run_key(one, model, {}) == run_key(two, model, {}) != run_key(three, model, {})
