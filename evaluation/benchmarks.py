@@ -20,7 +20,7 @@ from evaluation.vqa import VQAItem, prior_answers, score_vqa
 from mmrs import templates
 from mmrs.readers.common import display_name
 from mmrs.registry import get_source
-from mmrs.shards import iter_source_records, join, read_json
+from mmrs.shards import iter_source_records, join, read_json, resolve_location
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,8 @@ def run_benchmark(benchmark: Benchmark, model, tokenizer, mmrs_out: str, batch_s
     if not records:
         raise ValueError(f"{benchmark.name}: no {benchmark.task} records in split {benchmark.split!r} of "
                          f"{join(mmrs_out, benchmark.source)}")
-    ask = functools.partial(answer_questions, model, tokenizer, manifest["image_root"], batch_size=batch_size,
+    image_root = resolve_location(manifest["image_root"], join(mmrs_out, benchmark.source))
+    ask = functools.partial(answer_questions, model, tokenizer, image_root, batch_size=batch_size,
                             max_new_tokens=max_new_tokens)
     if benchmark.task == "classification":  # its baseline comes from the evaluated labels: no training records
         return _classification(benchmark, records, ask, examples)

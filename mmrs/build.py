@@ -19,7 +19,15 @@ from mmrs.convert import to_records_batch
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.shards import ShardWriter, atomic_write_bytes, content_hash, join, read_json, write_json
+from mmrs.shards import (
+    ShardWriter,
+    atomic_write_bytes,
+    content_hash,
+    join,
+    read_json,
+    relative_location,
+    write_json,
+)
 from mmrs.storage import ImageTooLargeError, SourceRoot
 from mmrs.tiling import crop_tiles, cut
 
@@ -172,7 +180,8 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
     shards = writer.close()
     manifest = {
         "source": spec.name, "title": spec.title, "modality": spec.modality, "tasks": list(spec.tasks),
-        "raw_root": root.uri(""), "image_root": out if spec.tile else root.uri(""),
+        "raw_root": relative_location(root.uri(""), out),
+        "image_root": relative_location(out if spec.tile else root.uri(""), out),
         "train_splits": list(spec.train_splits), "evaluation_only": spec.evaluation_only,
         "in_mmrs_1m": spec.in_mmrs_1m,
         "paper_samples": spec.paper_samples, "images": pending.images, "annotations": annotations,
@@ -213,7 +222,8 @@ def statistics_table(manifests: Iterable[dict[str, Any]]) -> str:
 
 def build_mmrs_1m(out_url: str, sources: Iterable[str]) -> dict[str, Any]:
     """Merge converted sources: the training shards of every MMRS-1M source (not evaluation-only, not a
-    stage-2 alignment corpus such as COCO Caption or LAION), with hashes and totals."""
+    stage-2 alignment corpus such as COCO Caption or LAION), with hashes and totals. Image roots are copied
+    as each source's manifest records them (relative to that source's folder when local)."""
     manifests = [read_json(join(out_url, name, "manifest.json")) for name in sources]
     shards = [{"source": m["source"], "path": f"{m['source']}/{s['path']}", "split": s["split"],
                "records": s["records"], "rounds": s["rounds"], "sha256": s["sha256"], "modality": m["modality"]}

@@ -3,7 +3,8 @@
 Layout under OUT:
     <source>/<split>-00000.jsonl      records, at most `max_records` per shard
     <source>/quarantine.jsonl         skipped inputs with reasons
-    <source>/manifest.json            counts, shard hashes, quarantine summary, image root
+    <source>/manifest.json            counts, shard hashes, quarantine summary, image and raw roots
+                                      (relative to <source>/ when local: see relative_location)
     <source>/tiles/*.png              cut tiles of large scenes (tiled sources only)
     mmrs_1m.json, mmrs_1m_stats.md    the merged manifest and the Table I-style statistics
 
@@ -27,6 +28,31 @@ import orjson
 
 def join(url: str, *parts: str) -> str:
     return posixpath.join(url.rstrip("/"), *parts)
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def relative_location(target: str, base: str) -> str:
+    """How a manifest in folder `base` records `target` (an image or raw root): relative to `base` when both
+    are local paths, so that a converted corpus and its raw data move together (another clone, a DVC
+    checkout); the full URL otherwise (object stores have one global name)."""
+    target_fs, target_path = fsspec.core.url_to_fs(target)
+    base_fs, base_path = fsspec.core.url_to_fs(base)
+    if _is_local(target_fs) and _is_local(base_fs):
+        return posixpath.relpath(target_path, base_path)
+    return target
+
+
+def resolve_location(location: str, base: str) -> str:
+    """The inverse of relative_location: a location read from the manifest in folder `base`, as a path or
+    URL to open ('..' resolved, also in URLs: a local corpus copied to a bucket with its raw data works)."""
+    if "://" in location or posixpath.isabs(location):
+        return location
+    protocol, sep, path = base.rpartition("://")
+    return f"{protocol}{sep}{posixpath.normpath(posixpath.join(path, location))}"
 
 
 def atomic_write_bytes(url: str, data: bytes) -> None:

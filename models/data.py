@@ -43,7 +43,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from transformers import PreTrainedTokenizerBase
 
-from mmrs.shards import join, read_json
+from mmrs.shards import join, read_json, resolve_location
 from models.config import EarthGPTConfig
 from models.earthgpt import IGNORE_INDEX
 from models.image_transform import load_record_image, preprocess
@@ -127,7 +127,8 @@ def _select(folder: str, splits: tuple[str, ...] | None, tasks: tuple[str, ...] 
     records = manifest["counts"]["records"]
     size = sum(n for split in splits for task, n in records.get(split, {}).items() if tasks is None or task in tasks)
     urls = tuple(join(folder, shard["path"]) for shard in manifest["shards"] if shard["split"] in splits)
-    return Source(manifest["source"], manifest["image_root"], urls, size, manifest["content_hash"])
+    return Source(manifest["source"], resolve_location(manifest["image_root"], folder), urls, size,
+                  manifest["content_hash"])
 
 
 def _check_image_root(source: Source) -> None:

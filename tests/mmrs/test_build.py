@@ -1,6 +1,7 @@
 """convert_source / build_mmrs_1m with a stub reader: shards, manifests, quarantine, tiles, s3."""
 
 import json
+import shutil
 from pathlib import Path
 
 import fsspec
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmrs.build import build_mmrs_1m, convert_source
+from mmrs.build import build_mmrs_1m, convert_source, load_manifest
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec, TileSpec
-from mmrs.shards import iter_source_records
+from mmrs.shards import iter_source_records, relative_location, resolve_location
 from mmrs.storage import MissingFileError
 
 
@@ -71,7 +72,7 @@ def test_tiles_are_written_once(tmp_path):
     manifest = convert_source(spec, str(raw), str(tmp_path / "out"))
     tiles = sorted((tmp_path / "out" / "toy" / "tiles").iterdir())
     assert [t.name for t in tiles][:2] == ["a__1024__0___0.png", "a__1024__0___76.png"]
-    assert len(tiles) == 2 * 4 and manifest["image_root"].endswith("out/toy")  # records say "tiles/..."
+    assert len(tiles) == 2 * 4 and manifest["image_root"] == "."  # the source's own folder: "tiles/..."
     stamps = {t.name: t.stat().st_mtime_ns for t in tiles}
     convert_source(spec, str(raw), str(tmp_path / "out"))
     assert {t.name: t.stat().st_mtime_ns for t in tiles} == stamps
@@ -111,3 +112,19 @@ def test_rare_gc_pauses_restores_the_collector_thresholds():
         assert gc.get_threshold() == (12_345, *before[1:])
         raise RuntimeError("a reader failed")
     assert gc.get_threshold() == before
+
+
+def test_a_converted_corpus_moves_with_its_raw_data(tmp_path):
+    """Local roots are recorded relative to the source's output folder: a copy of raw + output elsewhere
+    (another clone, a DVC checkout) still finds its images."""
+    raw = _dataset(tmp_path / "one" / "raw")
+    manifest = convert_source(_spec(), str(raw), str(tmp_path / "one" / "mmrs"))
+    assert manifest["raw_root"] == manifest["image_root"] == "../../raw"
+    shutil.move(tmp_path / "one", tmp_path / "two")
+    moved = tmp_path / "two" / "mmrs" / "toy"
+    image_root = resolve_location(load_manifest(str(tmp_path / "two" / "mmrs"), "toy")["image_root"], str(moved))
+    assert image_root == str(tmp_path / "two" / "raw")
+    (record, *_) = iter_source_records(str(moved))
+    assert Path(image_root, record["image"]).exists()
+    assert relative_location("s3://bucket/raw", str(moved)) == "s3://bucket/raw"
+    assert resolve_location("../../raw", "s3://bucket/mmrs/toy") == "s3://bucket/raw"

@@ -204,8 +204,8 @@ def test_length_grouping_reduces_padding(corpus, tok):
 
 
 def test_bad_records_are_counted_not_fatal(corpus, tok, tmp_path):
-    source = tmp_path / "rsicd"
-    shutil.copytree(corpus / "rsicd", source)
+    shutil.copytree(corpus.parent, tmp_path / "copy")  # shards with their raw data (relative image roots)
+    source = tmp_path / "copy" / "out" / "rsicd"
     shard = source / "train-00000.jsonl"
     good = json.loads(shard.read_text().splitlines()[0])
     long = good | {"id": "rsicd/bad/long", "conversations": [{"from": "human", "value": "big " * 2000},
@@ -225,9 +225,10 @@ def test_bad_records_are_counted_not_fatal(corpus, tok, tmp_path):
 
 
 def test_shards_on_s3(corpus, tok, s3_bucket):
-    fsspec.filesystem("s3").put(str(corpus), f"{s3_bucket}/mmrs", recursive=True)
+    fsspec.filesystem("s3").put(str(corpus.parent), f"{s3_bucket}/corpus", recursive=True)  # shards and images
     config = {"batch_size": 8, "shuffle_buffer": 16, "tasks": ("captioning",)}
-    remote = _module(tok, manifest=f"s3://{s3_bucket}/mmrs/mmrs_1m.json", **config)
+    remote = _module(tok, manifest=f"s3://{s3_bucket}/corpus/out/mmrs_1m.json", **config)
+    assert remote.train_stream.sources[0].image_root.startswith(f"s3://{s3_bucket}/corpus/raw/")
     local = _module(tok, manifest=str(corpus / "mmrs_1m.json"), **config)
     _assert_same(_epoch(remote.train_dataloader()), _epoch(local.train_dataloader()))
     assert remote.state_dict() == local.state_dict()  # a position saved on one resumes on the other
@@ -291,3 +292,16 @@ def test_text_only_batches_read_no_image(corpus, tok, monkeypatch):
     assert "pixels" not in text_only[0]
     assert _ids(text_only) == _ids(with_images)  # the same records in the same batches, without pixels
     assert torch.equal(text_only[1]["input_ids"], with_images[1]["input_ids"])
+
+
+def test_a_moved_corpus_gives_the_same_batches(corpus, tok, tmp_path):
+    """Raw data and converted shards copied elsewhere together (another clone, a DVC checkout): the same
+    batches, pixels included, since manifests record local image roots relative to themselves."""
+    shutil.copytree(corpus.parent, tmp_path / "copy")
+    here = _take(_module(tok, manifest=str(corpus / "mmrs_1m.json"), batch_size=4), 3)
+    there = _take(_module(tok, manifest=str(tmp_path / "copy" / "out" / "mmrs_1m.json"), batch_size=4), 3)
+    assert _ids(here) == _ids(there)
+    for a, b in zip(here, there, strict=True):
+        assert torch.equal(a["pixels"], b["pixels"])
+    copied = data.load_sources(DataConfig(manifest=str(tmp_path / "copy" / "out" / "mmrs_1m.json")), None)
+    assert all(source.image_root.startswith(str(tmp_path / "copy" / "raw")) for source in copied)  # not the original

@@ -23,7 +23,7 @@ from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
 from mmrs.readers.caption_corpora import SOURCES, laion_shards, normalize_caption
 from mmrs.registry import get_source
-from mmrs.shards import iter_source_records
+from mmrs.shards import iter_source_records, resolve_location
 from mmrs.storage import MissingFileError, SourceRoot
 from models.image_transform import load_record_image, read_image
 
@@ -295,6 +295,7 @@ def test_converted_records_load_their_pixels(tmp_path: Path, name: str, fixture:
         record = records[f"{name}/{sample.split}/{sample.key}/captioning"]
         assert (record["task"], record["image"]) == ("captioning", sample.image)
         assert [t["value"] for t in record["conversations"][1::2]] == record["target"]["captions"] == sample.captions
-        pixels = load_record_image(manifest["image_root"], record["image"])
+        pixels = load_record_image(resolve_location(manifest["image_root"], str(tmp_path / "out" / name)),
+                                   record["image"])
         assert np.array_equal(pixels, read_image(images[sample.image]))
         assert (record["width"], record["height"]) == (pixels.shape[1], pixels.shape[0])
