@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -26,6 +27,7 @@ from mmrs.shards import (
     join,
     read_json,
     relative_location,
+    resolve_location,
     write_json,
 )
 from mmrs.storage import ImageTooLargeError, SourceRoot
@@ -66,17 +68,17 @@ def _sizes_or_errors(root: SourceRoot, raws: list[RawSample]) -> list[tuple[int,
     return [_size_or_error(root, raw) for raw in raws]
 
 
-def _with_sizes(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 64
-                ) -> Iterator[tuple[RawSample, tuple[int, int] | Exception]]:
-    """Pair each RawSample with its image size (or the error reading it), in order. Sizes missing from the
-    annotation come from image headers. Local files: read here, one after another, the kernel asked to read
-    the chunk's files ahead first (threads would only fight over the GIL for ~25 us reads). Object
-    stores: a thread pool reads a chunk's headers at once, since there each read is network latency."""
+def _sized_chunks(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 64
+                  ) -> Iterator[list[tuple[RawSample, tuple[int, int] | Exception]]]:
+    """The samples `chunk` at a time, each with its image size (or the error reading it), in order. Sizes
+    missing from the annotation come from image headers. Local files: read here, one after another, the
+    kernel asked to read the chunk's files ahead first (threads would only fight over the GIL for ~10 us
+    reads). Object stores: a thread pool reads a chunk's headers at once, since there each read is network
+    latency. The reader runs a chunk ahead of conversion, so its quarantine entries for a chunk come first."""
     if root.is_local:
         while batch := list(islice(samples, chunk)):
             root.prefetch([raw.image for raw in batch if not (raw.width and raw.height)])
-            for raw in batch:
-                yield raw, _size_or_error(root, raw)
+            yield [(raw, _size_or_error(root, raw)) for raw in batch]
         return
     with ThreadPoolExecutor(max_workers=16) as pool:
         while batch := list(islice(samples, chunk)):
@@ -84,8 +86,7 @@ def _with_sizes(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 64
             # a few images per task, not one: the pool's own cost per task is that of a header read
             parts = [pool.submit(_sizes_or_errors, root, missing[i:i + 4]) for i in range(0, len(missing), 4)]
             found = (size for part in parts for size in part.result())  # in order, each part once it is read
-            for raw in batch:
-                yield raw, (raw.width, raw.height) if raw.width and raw.height else next(found)
+            yield [(raw, (raw.width, raw.height) if raw.width and raw.height else next(found)) for raw in batch]
 
 
 def _write_tiles(root: SourceRoot, raw: RawSample, tiles: list, tile_out: str) -> None:
@@ -114,18 +115,16 @@ def _collect_categories(spec: SourceSpec, root: SourceRoot) -> tuple[str, ...]:
 
 
 class _PendingImages:
-    """Images (or tiles) waiting for conversion: converted `batch` at a time, so that the box normalisation
-    is vectorised over many images; records are written in the images' order."""
+    """Images (or tiles) of one chunk waiting for conversion: converted together, so that the box
+    normalisation is vectorised over them; records and quarantine entries come in the images' order."""
 
-    def __init__(self, spec: SourceSpec, writer: ShardWriter, quarantine: Quarantine, batch: int = 64):
-        self.spec, self.writer, self.quarantine, self.batch = spec, writer, quarantine, batch
+    def __init__(self, spec: SourceSpec, writer: ShardWriter, quarantine: Quarantine):
+        self.spec, self.writer, self.quarantine = spec, writer, quarantine
         self.waiting: list[tuple[RawSample, int, int]] = []
         self.images: dict[str, int] = {}  # converted images per split
 
     def add(self, sample: RawSample, width: int, height: int) -> None:
         self.waiting.append((sample, width, height))
-        if len(self.waiting) >= self.batch:
-            self.flush()
 
     def skip(self, path: str, reason: str, detail: str) -> None:
         """Quarantine an image, after converting those before it (the report stays in reading order)."""
@@ -157,31 +156,32 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
             rare_gc_pauses():
         quarantine = Quarantine(spec.name, sink)
         pending = _PendingImages(spec, writer, quarantine)
-        for raw, size in _with_sizes(root, spec.reader(root, spec, quarantine)):
-            annotations += annotation_count(raw)
-            if isinstance(size, Exception):
-                pending.skip(raw.image, "unreadable image", str(size))
-                continue
-            width, height = size
-            if spec.tile:
-                tiles = list(cut(raw, width, height, spec.tile))
-                try:
-                    _write_tiles(root, raw, tiles, join(out, "tiles"))
-                except (OSError, ValueError) as error:
-                    pending.skip(raw.image, "unreadable image", str(error))
+        for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine)):
+            for raw, size in chunk:
+                annotations += annotation_count(raw)
+                if isinstance(size, Exception):
+                    pending.skip(raw.image, "unreadable image", str(size))
                     continue
-                for tile, _ in tiles:
-                    pending.add(tile, tile.width, tile.height)
-            else:
-                pending.add(raw, width, height)
+                width, height = size
+                if spec.tile:
+                    tiles = list(cut(raw, width, height, spec.tile))
+                    try:
+                        _write_tiles(root, raw, tiles, join(out, "tiles"))
+                    except (OSError, ValueError) as error:
+                        pending.skip(raw.image, "unreadable image", str(error))
+                        continue
+                    for tile, _ in tiles:
+                        pending.add(tile, tile.width, tile.height)
+                else:
+                    pending.add(raw, width, height)
+            pending.flush()  # before the reader reads the next chunk and reports its own problems
             if progress:
-                progress(1)
-        pending.flush()
+                progress(len(chunk))
     shards = writer.close()
     manifest = {
         "source": spec.name, "title": spec.title, "modality": spec.modality, "tasks": list(spec.tasks),
-        "raw_root": relative_location(root.uri(""), out),
-        "image_root": relative_location(out if spec.tile else root.uri(""), out),
+        "raw_root": relative_location(root.uri(""), out, anchor=_corpus_folder(out_url)),
+        "image_root": relative_location(out if spec.tile else root.uri(""), out, anchor=_corpus_folder(out_url)),
         "train_splits": list(spec.train_splits), "evaluation_only": spec.evaluation_only,
         "in_mmrs_1m": spec.in_mmrs_1m,
         "paper_samples": spec.paper_samples, "images": pending.images, "annotations": annotations,
@@ -190,6 +190,11 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
     }
     write_json(join(out, "manifest.json"), manifest)
     return manifest
+
+
+def _corpus_folder(out_url: str) -> str:
+    """The folder the converted corpus sits in (data/ for data/mmrs): raw data there moves with it."""
+    return posixpath.dirname(out_url.rstrip("/")) or "."
 
 
 def training_rounds(manifest: dict[str, Any]) -> int:
@@ -222,15 +227,15 @@ def statistics_table(manifests: Iterable[dict[str, Any]]) -> str:
 
 def build_mmrs_1m(out_url: str, sources: Iterable[str]) -> dict[str, Any]:
     """Merge converted sources: the training shards of every MMRS-1M source (not evaluation-only, not a
-    stage-2 alignment corpus such as COCO Caption or LAION), with hashes and totals. Image roots are copied
-    as each source's manifest records them (relative to that source's folder when local)."""
+    stage-2 alignment corpus such as COCO Caption or LAION), with hashes and totals. Local image roots are
+    recorded relative to out_url (see relative_location)."""
     manifests = [read_json(join(out_url, name, "manifest.json")) for name in sources]
     shards = [{"source": m["source"], "path": f"{m['source']}/{s['path']}", "split": s["split"],
                "records": s["records"], "rounds": s["rounds"], "sha256": s["sha256"], "modality": m["modality"]}
               for m in manifests if not m["evaluation_only"] and m.get("in_mmrs_1m", True)
               for s in m["shards"] if s["split"] in m["train_splits"]]
     merged = {
-        "sources": {m["source"]: {"content_hash": m["content_hash"], "image_root": m["image_root"],
+        "sources": {m["source"]: {"content_hash": m["content_hash"], "image_root": _merged_root(out_url, m),
                                   "modality": m["modality"], "tasks": m["tasks"]} for m in manifests},
         "shards": shards,
         "records": sum(s["records"] for s in shards),
@@ -240,6 +245,13 @@ def build_mmrs_1m(out_url: str, sources: Iterable[str]) -> dict[str, Any]:
     write_json(join(out_url, "mmrs_1m.json"), merged)
     atomic_write_bytes(join(out_url, "mmrs_1m_stats.md"), (statistics_table(manifests) + "\n").encode())
     return merged
+
+
+def _merged_root(out_url: str, manifest: dict[str, Any]) -> str:
+    """A source's image root as mmrs_1m.json (in out_url) records it: relative to out_url where the source's
+    manifest has it relative to its own folder."""
+    root = resolve_location(manifest["image_root"], join(out_url, manifest["source"]))
+    return relative_location(root, out_url, anchor=_corpus_folder(out_url))
 
 
 def load_manifest(out_url: str, source: str) -> dict[str, Any]:

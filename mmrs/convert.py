@@ -157,7 +157,7 @@ _Kept = tuple[str, str, HBB, tuple[float, ...], bool]
 
 
 def _kept_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
-                  quarantine: Quarantine) -> list[_Kept]:
+                  quarantine: Quarantine | HeldQuarantine) -> list[_Kept]:
     """The image's objects clipped, with degenerate and ignored boxes dropped (counted), in file order."""
     ignored = set(spec.options.get("ignore_labels", ()))
     nouns: dict[str, str] = {}  # class wording, once per class and image (regexes per object cost much)
@@ -192,10 +192,13 @@ def _in_reading_order(kept: list[_Kept], numbers: list[tuple[tuple[float, ...], 
 
 
 def prepare_objects_batch(images: Sequence[tuple[RawSample, int, int]], spec: SourceSpec,
-                          quarantine: Quarantine) -> list[list[PreparedObject]]:
+                          quarantine: Quarantine | Sequence[Quarantine | HeldQuarantine]
+                          ) -> list[list[PreparedObject]]:
     """prepare_objects of several (raw, width, height) images, with one vectorised normalisation for all of
-    them. Quarantine entries come image by image, in order."""
-    kept = [_kept_objects(raw, spec, width, height, quarantine) for raw, width, height in images]
+    them. `quarantine`: one for all (entries come image by image, in order), or one per image."""
+    quarantines = [quarantine] * len(images) if isinstance(quarantine, Quarantine) else quarantine
+    kept = [_kept_objects(raw, spec, width, height, q)
+            for (raw, width, height), q in zip(images, quarantines, strict=True)]
     quads = [bool(objects) and all(len(obj[3]) == 8 for obj in objects) for objects in kept]
     boxes, frames = [], []
     for (_, width, height), objects, quad in zip(images, kept, quads, strict=True):
@@ -215,6 +218,24 @@ def prepare_objects_batch(images: Sequence[tuple[RawSample, int, int]], spec: So
                                 format_box(hbb_norm), format_box(obb_norm)))
         prepared.append(_in_reading_order(objects, numbers))
     return prepared
+
+
+class HeldQuarantine:
+    """Quarantine calls held back and replayed later, in order: a batch's box checks run for all images
+    first, and each image's entries still come next to those of its other tasks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def skip(self, *args: Any) -> None:
+        self.calls.append(("skip", args))
+
+    def fix(self, *args: Any) -> None:
+        self.calls.append(("fix", args))
+
+    def replay(self, quarantine: Quarantine) -> None:
+        for method, args in self.calls:
+            getattr(quarantine, method)(*args)
 
 
 def prepare_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
@@ -274,12 +295,18 @@ def _has_detection(spec: SourceSpec) -> bool:
 
 def to_records_batch(images: Sequence[tuple[RawSample, int, int]], spec: SourceSpec,
                      quarantine: Quarantine) -> list[list[dict[str, Any]]]:
-    """to_records of several (raw, width, height) images: the same records, with the box normalisation
-    vectorised over all their objects (a 12-object image alone pays numpy's per-call cost ~10 times)."""
-    objects = (prepare_objects_batch(images, spec, quarantine) if _has_detection(spec)
-               else [None] * len(images))
-    return [to_records(raw, spec, width, height, quarantine, objects=prepared)
-            for (raw, width, height), prepared in zip(images, objects, strict=True)]
+    """to_records of several (raw, width, height) images: the same records and quarantine entries in the
+    same order, with the box normalisation vectorised over all their objects (a 12-object image alone pays
+    numpy's per-call cost ~10 times)."""
+    if not _has_detection(spec):
+        return [to_records(raw, spec, width, height, quarantine) for raw, width, height in images]
+    held = [HeldQuarantine() for _ in images]
+    objects = prepare_objects_batch(images, spec, held)
+    records = []
+    for (raw, width, height), prepared, entries in zip(images, objects, held, strict=True):
+        entries.replay(quarantine)
+        records.append(to_records(raw, spec, width, height, quarantine, objects=prepared))
+    return records
 
 
 def to_records(raw: RawSample, spec: SourceSpec, width: int, height: int, quarantine: Quarantine,

@@ -35,24 +35,33 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return protocol in ("file", "local")
 
 
-def relative_location(target: str, base: str) -> str:
+def relative_location(target: str, base: str, anchor: str) -> str:
     """How a manifest in folder `base` records `target` (an image or raw root): relative to `base` when both
-    are local paths, so that a converted corpus and its raw data move together (another clone, a DVC
-    checkout); the full URL otherwise (object stores have one global name)."""
+    are local and `target` lies inside the local folder `anchor` (the folder the converted corpus sits in,
+    e.g. data/ for data/sample -> data/mmrs), so that data moved together keeps working (another clone, a
+    DVC checkout, a bucket) and the same input gives the same bytes anywhere. Otherwise `target` as it is:
+    a fixed location such as /datasets/DOTA, or an object-store URL."""
     target_fs, target_path = fsspec.core.url_to_fs(target)
     base_fs, base_path = fsspec.core.url_to_fs(base)
-    if _is_local(target_fs) and _is_local(base_fs):
-        return posixpath.relpath(target_path, base_path)
-    return target
+    anchor_fs, anchor_path = fsspec.core.url_to_fs(anchor)
+    if not (_is_local(target_fs) and _is_local(base_fs) and _is_local(anchor_fs)):
+        return target
+    if posixpath.commonpath([target_path, anchor_path]) != anchor_path:
+        return target
+    return posixpath.relpath(target_path, base_path)
 
 
 def resolve_location(location: str, base: str) -> str:
     """The inverse of relative_location: a location read from the manifest in folder `base`, as a path or
-    URL to open ('..' resolved, also in URLs: a local corpus copied to a bucket with its raw data works)."""
+    URL to open ('..' resolved, also in URLs: a local corpus copied to a bucket with its raw data works).
+    A relative location that would climb out of the bucket is an error."""
     if "://" in location or posixpath.isabs(location):
         return location
     protocol, sep, path = base.rpartition("://")
-    return f"{protocol}{sep}{posixpath.normpath(posixpath.join(path, location))}"
+    resolved = posixpath.normpath(posixpath.join(path, location))
+    if sep and (resolved.startswith("..") or resolved.split("/")[0] != path.split("/")[0]):
+        raise ValueError(f"{location!r} from {base} leaves the bucket")
+    return f"{protocol}{sep}{resolved}"
 
 
 def atomic_write_bytes(url: str, data: bytes) -> None:

@@ -168,7 +168,8 @@ class SourceRoot:
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the image header only; refuses images larger than MAX_IMAGE_PIXELS."""
         # the first bytes only: parsed in place for PNG, JPEG and TIFF (mmrs.image_header), else imagesize
-        # (~10x faster than PIL.Image.open); local files by path (no fsspec read layer)
+        # (~10x faster than PIL.Image.open); local files by path (no fsspec read layer). The stored pixel
+        # grid, as decoded for training: an EXIF orientation tag does not swap width and height.
         if self._local:
             path = self.path(rel)
             fd = os.open(path, os.O_RDONLY)  # a third of the cost of open(): this runs for every image
@@ -176,13 +177,13 @@ class SourceRoot:
                 size = size_from_head(os.read(fd, HEAD_BYTES))
             finally:
                 os.close(fd)
-            width, height = size or imagesize.get(path)
+            width, height = size or imagesize.get(path, exif_rotation=False)
         else:
             with self.open(rel) as f:
                 size = size_from_head(f.read(HEAD_BYTES))
                 if size is None:
                     f.seek(0)
-                width, height = size or imagesize.get(f)
+                width, height = size or imagesize.get(f, exif_rotation=False)
         if width <= 0 or height <= 0:  # a format imagesize does not know: let PIL read the header
             with self.open(rel) as f:
                 width, height = _pil_size(f, self.uri(rel))

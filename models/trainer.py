@@ -10,6 +10,8 @@ Which run a checkpoint folder belongs to: `StageConfig.run_key` (see `run_key`: 
 data and the weights it starts from). With a key, only checkpoints of the same key are resumed; another
 key's folder is moved to `checkpoints.superseded` (one generation kept) and training starts afresh, so a
 pipeline that changed its data, settings or the previous stage retrains instead of resuming a stale run.
+Code is not part of the key (the git commit is a tag of the MLflow run): delete the folder to retrain
+after a code change.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -135,21 +138,26 @@ def _stable(value: Any) -> Any:
 def _checkpoint_to_resume(checkpoints: Path, key: str | None) -> Path | None:
     """last.ckpt if it belongs to this run. Checkpoints of another run key (or of no recorded key, when this
     run has one) are moved to `checkpoints.superseded`, replacing an older generation there. The key of the
-    checkpoints is kept beside them, in `checkpoints.run_key` (Lightning wants the folder to itself)."""
+    checkpoints is kept beside them, in `checkpoints.run_key` (Lightning wants the folder to itself). Only
+    rank 0 moves and writes (torchrun starts every rank here); the others decide the same way, read-only."""
     last = checkpoints / "last.ckpt"
-    if key is None:
-        return last if last.exists() else None
     key_file = checkpoints.with_name("checkpoints.run_key")
+    writer = int(os.environ.get("RANK", "0")) == 0
+    if key is None:  # an unkeyed run: what it writes belongs to no key
+        if writer:
+            key_file.unlink(missing_ok=True)
+        return last if last.exists() else None
     saved = key_file.read_text().strip() if key_file.exists() else None
     if last.exists() and saved == key:
         return last
-    if checkpoints.exists() and any(checkpoints.iterdir()):
-        superseded = checkpoints.with_name("checkpoints.superseded")
-        shutil.rmtree(superseded, ignore_errors=True)
-        checkpoints.rename(superseded)
-        (superseded / "superseded_run_key").write_text(f"{saved or 'none'}\n")
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(key + "\n")
+    if writer:
+        if checkpoints.exists() and any(checkpoints.iterdir()):
+            superseded = checkpoints.with_name("checkpoints.superseded")
+            shutil.rmtree(superseded, ignore_errors=True)
+            checkpoints.rename(superseded)
+            (superseded / "superseded_run_key").write_text(f"{saved or 'none'}\n")
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(key + "\n")
     return None
 
 

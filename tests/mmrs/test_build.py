@@ -120,11 +120,58 @@ def test_a_converted_corpus_moves_with_its_raw_data(tmp_path):
     raw = _dataset(tmp_path / "one" / "raw")
     manifest = convert_source(_spec(), str(raw), str(tmp_path / "one" / "mmrs"))
     assert manifest["raw_root"] == manifest["image_root"] == "../../raw"
+    build_mmrs_1m(str(tmp_path / "one" / "mmrs"), ["toy"])
+    merged = json.loads((tmp_path / "one" / "mmrs" / "mmrs_1m.json").read_text())
+    assert merged["sources"]["toy"]["image_root"] == "../raw"  # relative to mmrs_1m.json's folder
     shutil.move(tmp_path / "one", tmp_path / "two")
     moved = tmp_path / "two" / "mmrs" / "toy"
     image_root = resolve_location(load_manifest(str(tmp_path / "two" / "mmrs"), "toy")["image_root"], str(moved))
     assert image_root == str(tmp_path / "two" / "raw")
     (record, *_) = iter_source_records(str(moved))
     assert Path(image_root, record["image"]).exists()
-    assert relative_location("s3://bucket/raw", str(moved)) == "s3://bucket/raw"
     assert resolve_location("../../raw", "s3://bucket/mmrs/toy") == "s3://bucket/raw"
+    with pytest.raises(ValueError, match="leaves the bucket"):
+        resolve_location("../../../raw", "s3://bucket/mmrs/toy")
+
+
+def test_roots_outside_the_corpus_folder_stay_absolute(tmp_path):
+    """A release elsewhere (/datasets/DOTA on a shared mount) is a fixed location, not data that moves with
+    the corpus; object-store roots are full URLs."""
+    raw = _dataset(tmp_path / "datasets" / "toy")
+    manifest = convert_source(_spec(), str(raw), str(tmp_path / "project" / "data" / "mmrs"))
+    assert manifest["image_root"] == manifest["raw_root"] == str(raw)
+    assert relative_location("s3://bucket/raw", str(tmp_path), anchor=str(tmp_path)) == "s3://bucket/raw"
+    build_mmrs_1m(str(tmp_path / "project" / "data" / "mmrs"), ["toy"])
+    merged = json.loads((tmp_path / "project" / "data" / "mmrs" / "mmrs_1m.json").read_text())
+    assert merged["sources"]["toy"]["image_root"] == str(raw)
+
+
+def test_quarantine_entries_come_in_reading_order(tmp_path):
+    """Per chunk of 64 images: the reader's own entries (it reads a chunk ahead), then each image's, its box
+    and referral entries together, although boxes are checked for the whole chunk at once."""
+    from mmrs.raw import Referral
+
+    def reader(root, spec, quarantine):
+        for i in range(150):
+            if i in (64, 100):
+                quarantine.skip("labels.txt", "reader note", {"line": i})
+            size = (None, None) if i in (0, 70) else (100, 100)  # no image file: unreadable
+            yield RawSample(spec.name, "train", f"k{i}", f"images/{i}.png", spec.modality, *size,
+                            objects=[Box("ship", hbb=(10, 10, 10, 40)), Box("ship", hbb=(1, 1, 9, 9))],
+                            referrals=[Referral("the ship", (5, 5, 5, 5))])
+
+    (tmp_path / "raw").mkdir()
+    spec = SourceSpec(name="toy", title="TOY", tasks=("detection_hbb", "grounding"), modality="sar", reader=reader)
+    convert_source(spec, str(tmp_path / "raw"), str(tmp_path / "out"))
+    lines = (tmp_path / "out" / "toy" / "quarantine.jsonl").read_text().splitlines()
+    got = [(e["reason"], e["path"], "text" in (e["record"] or {})) for e in map(json.loads, lines)]
+    want = []
+    for start in range(0, 150, 64):
+        want += [("reader note", "labels.txt", False) for i in (64, 100) if start <= i < start + 64]
+        for i in range(start, min(start + 64, 150)):
+            if i in (0, 70):
+                want.append(("unreadable image", f"images/{i}.png", False))
+            else:
+                want += [("degenerate box", f"images/{i}.png", False), ("degenerate box", f"images/{i}.png", True)]
+    assert got == want
+

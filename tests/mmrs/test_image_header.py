@@ -27,6 +27,14 @@ def _tiff_bytes(array: np.ndarray, **options) -> bytes:
 
 
 _GRADIENT = np.arange(37 * 53 * 3, dtype=np.uint8).reshape(37, 53, 3)
+
+
+def _rotated_exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: "rotate 90 CW to display"; the stored grid is still 53 x 37
+    return exif.tobytes()
+
+
 VARIANTS = {
     "png rgb": _pil_bytes(Image.fromarray(_GRADIENT), "PNG"),
     "png 16-bit grey": _pil_bytes(Image.fromarray(np.zeros((37, 53), np.uint16)), "PNG"),
@@ -36,6 +44,7 @@ VARIANTS = {
     "jpeg cmyk": _pil_bytes(Image.fromarray(_GRADIENT).convert("CMYK"), "JPEG"),
     "jpeg with exif and comment": _pil_bytes(Image.fromarray(_GRADIENT), "JPEG", exif=Image.Exif().tobytes(),
                                              comment=b"x" * 1000),
+    "jpeg with an EXIF orientation": _pil_bytes(Image.fromarray(_GRADIENT), "JPEG", exif=_rotated_exif()),
     "tiff rgb (PIL)": _pil_bytes(Image.fromarray(_GRADIENT), "TIFF"),
     "tiff compressed (PIL)": _pil_bytes(Image.fromarray(_GRADIENT), "TIFF", compression="tiff_deflate"),
     "tiff 16-bit SAR, little-endian": _tiff_bytes(np.zeros((37, 53), np.uint16)),
@@ -47,9 +56,9 @@ VARIANTS = {
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_sizes_match_imagesize_and_pil(name):
     data = VARIANTS[name]
-    want = Image.open(io.BytesIO(data)).size
+    want = Image.open(io.BytesIO(data)).size  # the stored pixel grid, as training decodes it
     assert size_from_head(data[:HEAD_BYTES]) == want
-    assert imagesize.get(io.BytesIO(data)) == want
+    assert imagesize.get(io.BytesIO(data), exif_rotation=False) == want
 
 
 def test_declines_what_it_cannot_tell_from_the_first_bytes():
@@ -65,8 +74,8 @@ def test_declines_what_it_cannot_tell_from_the_first_bytes():
 
 
 def test_source_root_falls_back_to_imagesize_and_pil(tmp_path):
-    late = _pil_bytes(Image.fromarray(_GRADIENT), "JPEG", comment=b"x" * 6000)
-    (tmp_path / "late.jpg").write_bytes(late)
+    late = _pil_bytes(Image.fromarray(_GRADIENT), "JPEG", comment=b"x" * 6000, exif=_rotated_exif())
+    (tmp_path / "late.jpg").write_bytes(late)  # imagesize reads it: the orientation must not swap the size
     Image.fromarray(_GRADIENT).save(tmp_path / "a.gif")  # not parsed here, imagesize knows it
     Image.fromarray(_GRADIENT).save(tmp_path / "a.tga")  # neither: PIL reads the header
     (tmp_path / "a.tif").write_bytes(_tiff_bytes(np.zeros((37, 53), np.uint16)))
@@ -78,7 +87,7 @@ def test_source_root_falls_back_to_imagesize_and_pil(tmp_path):
 
 
 def test_source_root_on_s3_parses_heads_and_falls_back(tmp_path, s3_bucket):
-    late = _pil_bytes(Image.fromarray(_GRADIENT), "JPEG", comment=b"x" * 6000)
+    late = _pil_bytes(Image.fromarray(_GRADIENT), "JPEG", comment=b"x" * 6000, exif=_rotated_exif())
     fs = fsspec.filesystem("s3")
     fs.pipe({f"{s3_bucket}/release/late.jpg": late, f"{s3_bucket}/release/a.jpg": VARIANTS["jpeg baseline"],
              f"{s3_bucket}/release/a.tga": _pil_bytes(Image.fromarray(_GRADIENT), "TGA")})

@@ -134,6 +134,10 @@ def test_a_run_of_other_data_or_starting_weights_trains_afresh(tmp_path, corpus,
         next(other_start.parameters()).add_(1.0)
     _, new_start = _run(tmp_path, corpus, tok, "run", keyed=True, data_version="v2", model=other_start)
     assert not new_start.resumed and len(new_start.losses) == 6
+    _, unkeyed = _run(tmp_path, corpus, tok, "run", model=other_start)  # resumes anything, and owns it after
+    assert unkeyed.resumed and not (tmp_path / "run" / "checkpoints.run_key").exists()
+    _, after = _run(tmp_path, corpus, tok, "run", keyed=True, data_version="v2", model=other_start)
+    assert not after.resumed and len(after.losses) == 6  # the unkeyed run's checkpoint is not this key's
 
 
 def test_run_key_is_what_decides_the_result(tok):
