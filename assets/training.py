@@ -174,9 +174,13 @@ def _train(stage: str, context: dg.AssetExecutionContext, config: TrainConfig, m
     manifest = read_json(join(repo_path(config.mmrs_out), "mmrs_1m.json"))
     tracking = _tracking(config, context, manifest)
     datamodule, stage_config = _datamodule(stage, config, model, tok), _stage_config(stage, config, out)
-    # resume only a run of these settings, data and starting weights; anything else retrains
+    # resume only a run of these settings, data and starting weights; anything else retrains. The shards in
+    # their merged order (the stream mixes sources in it), not only the order-free content hash; the GPU
+    # count (it splits the stream into ranks).
+    shards = [[shard["source"], shard["path"], shard["sha256"]] for shard in manifest["shards"]]
     stage_config.run_key = run_key(stage_config, model, {
-        "corpus": manifest["content_hash"], "tokenizer": _tokenizer_digest(tok),
+        "shards": hashlib.sha256(json.dumps(shards).encode()).hexdigest(), "tokenizer": _tokenizer_digest(tok),
+        "devices": torch.cuda.device_count(),
         "data": dataclasses.asdict(datamodule.config) | {"manifest": None}})  # the path is not the content
     apply_activation_checkpointing(model, DistributedConfig.from_dict(_TRAIN["distributed"]))
     return train_stage(model, tok, datamodule, stage_config, tracking), tracking

@@ -228,8 +228,10 @@ def statistics_table(manifests: Iterable[dict[str, Any]]) -> str:
 def build_mmrs_1m(out_url: str, sources: Iterable[str]) -> dict[str, Any]:
     """Merge converted sources: the training shards of every MMRS-1M source (not evaluation-only, not a
     stage-2 alignment corpus such as COCO Caption or LAION), with hashes and totals. Local image roots are
-    recorded relative to out_url (see relative_location)."""
-    manifests = [read_json(join(out_url, name, "manifest.json")) for name in sources]
+    recorded relative to out_url (see relative_location). Sources in name order, whatever order they are
+    given in: the CLI (registry order) and the Dagster asset (params order) write the same bytes, and the
+    training stream, which mixes sources in this order, gets the same batches from either."""
+    manifests = [read_json(join(out_url, name, "manifest.json")) for name in sorted(set(sources))]
     shards = [{"source": m["source"], "path": f"{m['source']}/{s['path']}", "split": s["split"],
                "records": s["records"], "rounds": s["rounds"], "sha256": s["sha256"], "modality": m["modality"]}
               for m in manifests if not m["evaluation_only"] and m.get("in_mmrs_1m", True)

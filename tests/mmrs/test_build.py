@@ -175,3 +175,12 @@ def test_quarantine_entries_come_in_reading_order(tmp_path):
                 want += [("degenerate box", f"images/{i}.png", False), ("degenerate box", f"images/{i}.png", True)]
     assert got == want
 
+
+def test_the_merged_manifest_does_not_depend_on_the_order_sources_are_given(tmp_path):
+    for name in ("beta", "alpha"):
+        convert_source(_spec(name), str(_dataset(tmp_path / "raw" / name)), str(tmp_path / "out"))
+    build_mmrs_1m(str(tmp_path / "out"), ["beta", "alpha"])
+    first = (tmp_path / "out" / "mmrs_1m.json").read_bytes()
+    build_mmrs_1m(str(tmp_path / "out"), ["alpha", "beta", "alpha"])
+    assert (tmp_path / "out" / "mmrs_1m.json").read_bytes() == first
+    assert list(json.loads(first)["sources"]) == ["alpha", "beta"]
