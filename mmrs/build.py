@@ -178,10 +178,11 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
             if progress:
                 progress(len(chunk))
     shards = writer.close()
+    anchor = _corpus_folder(out_url)
     manifest = {
         "source": spec.name, "title": spec.title, "modality": spec.modality, "tasks": list(spec.tasks),
-        "raw_root": relative_location(root.uri(""), out, anchor=_corpus_folder(out_url)),
-        "image_root": relative_location(out if spec.tile else root.uri(""), out, anchor=_corpus_folder(out_url)),
+        "raw_root": relative_location(root.uri(""), out, anchor),
+        "image_root": relative_location(out if spec.tile else root.uri(""), out, anchor),
         "train_splits": list(spec.train_splits), "evaluation_only": spec.evaluation_only,
         "in_mmrs_1m": spec.in_mmrs_1m,
         "paper_samples": spec.paper_samples, "images": pending.images, "annotations": annotations,
@@ -253,7 +254,7 @@ def _merged_root(out_url: str, manifest: dict[str, Any]) -> str:
     """A source's image root as mmrs_1m.json (in out_url) records it: relative to out_url where the source's
     manifest has it relative to its own folder."""
     root = resolve_location(manifest["image_root"], join(out_url, manifest["source"]))
-    return relative_location(root, out_url, anchor=_corpus_folder(out_url))
+    return relative_location(root, out_url, _corpus_folder(out_url))
 
 
 def load_manifest(out_url: str, source: str) -> dict[str, Any]:

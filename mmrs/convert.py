@@ -192,11 +192,9 @@ def _in_reading_order(kept: list[_Kept], numbers: list[tuple[tuple[float, ...], 
 
 
 def prepare_objects_batch(images: Sequence[tuple[RawSample, int, int]], spec: SourceSpec,
-                          quarantine: Quarantine | Sequence[Quarantine | HeldQuarantine]
-                          ) -> list[list[PreparedObject]]:
-    """prepare_objects of several (raw, width, height) images, with one vectorised normalisation for all of
-    them. `quarantine`: one for all (entries come image by image, in order), or one per image."""
-    quarantines = [quarantine] * len(images) if isinstance(quarantine, Quarantine) else quarantine
+                          quarantines: Sequence[Quarantine | HeldQuarantine]) -> list[list[PreparedObject]]:
+    """prepare_objects of several (raw, width, height) images, each with its quarantine (the same one may
+    repeat), with one vectorised normalisation for all of them."""
     kept = [_kept_objects(raw, spec, width, height, q)
             for (raw, width, height), q in zip(images, quarantines, strict=True)]
     quads = [bool(objects) and all(len(obj[3]) == 8 for obj in objects) for objects in kept]
@@ -241,7 +239,7 @@ class HeldQuarantine:
 def prepare_objects(raw: RawSample, spec: SourceSpec, width: int, height: int,
                     quarantine: Quarantine) -> list[PreparedObject]:
     """Clip, drop degenerate and ignored boxes (counted), order OBB points, normalise; reading order."""
-    return prepare_objects_batch([(raw, width, height)], spec, quarantine)[0]
+    return prepare_objects_batch([(raw, width, height)], spec, [quarantine])[0]
 
 
 def _by_class(objects: list[PreparedObject]) -> list[tuple[str, list[PreparedObject]]]:

@@ -25,14 +25,11 @@ from typing import Any
 import fsspec
 import orjson
 
+from mmrs.storage import is_local_fs
+
 
 def join(url: str, *parts: str) -> str:
     return posixpath.join(url.rstrip("/"), *parts)
-
-
-def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
 
 
 def relative_location(target: str, base: str, anchor: str) -> str:
@@ -44,7 +41,7 @@ def relative_location(target: str, base: str, anchor: str) -> str:
     target_fs, target_path = fsspec.core.url_to_fs(target)
     base_fs, base_path = fsspec.core.url_to_fs(base)
     anchor_fs, anchor_path = fsspec.core.url_to_fs(anchor)
-    if not (_is_local(target_fs) and _is_local(base_fs) and _is_local(anchor_fs)):
+    if not (is_local_fs(target_fs) and is_local_fs(base_fs) and is_local_fs(anchor_fs)):
         return target
     if posixpath.commonpath([target_path, anchor_path]) != anchor_path:
         return target

@@ -82,6 +82,15 @@ def _pil_size(f, uri: str) -> tuple[int, int]:
         raise ImageTooLargeError(f"{uri}: {error}") from None
 
 
+def fs_protocol(fs: fsspec.AbstractFileSystem) -> str:
+    """The filesystem's main protocol name ("file", "s3", "memory", ...)."""
+    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+
+
+def is_local_fs(fs: fsspec.AbstractFileSystem) -> bool:
+    return fs_protocol(fs) in ("file", "local")
+
+
 @dataclass
 class SourceRoot:
     """A dataset's top folder: `url` is a local path or an fsspec URL such as s3://bucket/DOTA."""
@@ -91,8 +100,7 @@ class SourceRoot:
     def __post_init__(self) -> None:
         self.fs, self.base = fsspec.core.url_to_fs(self.url)
         self.base = self.base.rstrip("/")
-        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        self._local = protocol in ("file", "local")
+        self._local = is_local_fs(self.fs)
 
     def path(self, rel: str) -> str:
         """Full path of `rel`; '..' segments are resolved (RSIVQA points into sibling releases)."""
@@ -107,8 +115,7 @@ class SourceRoot:
         full = self.path(rel)
         if self._local:
             return full
-        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        return f"{protocol}://{full}"
+        return f"{fs_protocol(self.fs)}://{full}"
 
     def exists(self, rel: str) -> bool:
         return self.fs.exists(self.path(rel))

@@ -220,7 +220,7 @@ def test_a_batch_of_images_converts_as_each_image_alone():
     alone_q, batch_q = Quarantine("demo", alone_sink), Quarantine("demo", batch_sink)
     alone = [to_records(raw, spec, width, height, alone_q) for raw, width, height in images]
     assert to_records_batch(images, spec, batch_q) == alone
-    assert prepare_objects_batch(images, spec, Quarantine("demo")) == [
+    assert prepare_objects_batch(images, spec, [Quarantine("demo")] * len(images)) == [
         prepare_objects(raw, spec, width, height, Quarantine("demo")) for raw, width, height in images]
     assert batch_sink.getvalue() == alone_sink.getvalue() and batch_q.summary() == alone_q.summary()
     assert alone_q.skipped["degenerate box"] >= 5 and alone_q.fixed["box clipped to image"] > 0
