@@ -1,56 +1,45 @@
 """Dagster assets `eval/<benchmark>` (one per paper benchmark whose source is enabled) and
 `evaluation_report` (the tables, MLflow logging, promotion of the registered model by alias).
 
-Thin: the work is in evaluation.benchmarks and evaluation.report.
+Thin: the work is in evaluation.benchmarks and evaluation.report; the model is loaded once per process for
+every benchmark of a run (ModelLoaderResource).
 """
 
-# No `from __future__ import annotations` here: Dagster reads the config annotation at decoration time.
+# No `from __future__ import annotations` here: Dagster reads the resource annotations at decoration time.
 
 import dagster as dg
-import fsspec
 
-from assets.mmrs import ENABLED
+from assets.resources import ModelLoaderResource, StorageResource
+from assets.run_config import config_schema, read_config, settings_markdown
 from evaluation.benchmarks import BENCHMARKS, Benchmark, BenchmarkResult, run_benchmark
 from evaluation.report import benchmark_table, render_report
-from mmrs.shards import atomic_write_bytes, join, read_json, write_json
-from models.io import load_model
-from pipelines.params import load_params, repo_path
-
-_PARAMS = load_params()
-_EVAL = _PARAMS["evaluation"]
-ACTIVE = [b for b in BENCHMARKS.values() if b.source in ENABLED and (_EVAL["benchmarks"] == "all"
-                                                                      or b.name in _EVAL["benchmarks"])]
-
-
-class EvalConfig(dg.Config):
-    """Which model is evaluated on which converted corpus, and where results go (params.yaml `evaluation`)."""
-
-    model_dir: str = f"{_PARAMS['train']['out']}/stage3/model"
-    mmrs_out: str = _PARAMS["mmrs"]["out"]
-    out: str = _EVAL["out"]
-    batch_size: int = _EVAL["batch_size"]
-
-
-def result_url(config: EvalConfig, name: str) -> str:
-    return join(repo_path(config.out), f"{name}.json")
+from evaluation.settings import EvaluationSettings
+from mmrs.shards import atomic_write_bytes, read_json, write_json
 
 
 def beats_baseline(benchmark: Benchmark, result: BenchmarkResult) -> bool:
     return result.metrics[benchmark.headline] > result.baseline.get(benchmark.headline, 0.0)
 
 
-def build_eval_asset(benchmark: Benchmark) -> dg.AssetsDefinition:
+def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings) -> dg.AssetsDefinition:
     key = ["eval", benchmark.name]
 
     @dg.asset(key=key, group_name="evaluation", deps=["earthgpt_model", dg.AssetKey(["mmrs", benchmark.source])],
-              kinds={"pytorch"}, check_specs=[dg.AssetCheckSpec("beats_image_blind_baseline", asset=key)],
+              kinds={"pytorch"}, config_schema=config_schema(defaults),
+              check_specs=[dg.AssetCheckSpec(
+                  "beats_image_blind_baseline", asset=key,
+                  description=f"Our {benchmark.headline} is above the image-blind baseline's (a model that "
+                              "ignores the image: the most common answer, label or caption).")],
               description=f"Table {benchmark.table}: {benchmark.source} {benchmark.split} ({benchmark.task}, "
-                          f"{benchmark.setting}), paper {benchmark.headline} "
-                          f"{benchmark.paper.get(benchmark.headline)}.")
-    def _eval(config: EvalConfig) -> dg.MaterializeResult:
-        model, tokenizer = load_model(repo_path(config.model_dir))
-        result = run_benchmark(benchmark, model, tokenizer, repo_path(config.mmrs_out), config.batch_size)
-        url = result_url(config, benchmark.name)
+                          f"{benchmark.setting}); the stage-3 model's answers scored with the paper's metrics "
+                          f"(paper {benchmark.headline} {benchmark.paper.get(benchmark.headline)}).")
+    def _eval(context: dg.AssetExecutionContext, storage: StorageResource,
+              model_loader: ModelLoaderResource) -> dg.MaterializeResult:
+        settings = read_config(defaults, context.op_execution_context.op_config)
+        model, tokenizer = model_loader.load(storage.layout.final_model)
+        result = run_benchmark(benchmark, model, tokenizer, storage.mmrs, settings.batch_size,
+                               max_new_tokens=settings.max_new_tokens)
+        url = storage.eval_file(f"{benchmark.name}.json")
         write_json(url, result.to_dict())
         headline = result.metrics[benchmark.headline]
         return dg.MaterializeResult(
@@ -58,7 +47,8 @@ def build_eval_asset(benchmark: Benchmark) -> dg.AssetsDefinition:
                       f"paper {benchmark.headline}": benchmark.paper.get(benchmark.headline),
                       "table": dg.MetadataValue.md(benchmark_table(result)),
                       "examples": dg.MetadataValue.json(result.examples),
-                      "notes": dg.MetadataValue.json(result.notes), "result": url},
+                      "notes": dg.MetadataValue.json(result.notes), "result": url,
+                      "settings": settings_markdown(protocol=settings)},
             check_results=[dg.AssetCheckResult(
                 check_name="beats_image_blind_baseline", passed=beats_baseline(benchmark, result),
                 severity=dg.AssetCheckSeverity.WARN,
@@ -72,19 +62,22 @@ def build_eval_asset(benchmark: Benchmark) -> dg.AssetsDefinition:
 def build_report_asset(benchmarks: list[Benchmark]) -> dg.AssetsDefinition:
     @dg.asset(name="evaluation_report", group_name="evaluation",
               deps=[dg.AssetKey(["eval", b.name]) for b in benchmarks], kinds={"mlflow"},
-              check_specs=[dg.AssetCheckSpec("every_benchmark_beats_its_baseline", asset="evaluation_report")],
-              description="The paper's Tables II-VI with our numbers beside EarthGPT's, logged to the stage-3 "
-                          "MLflow run; the registered model version gets the `champion` alias only if every "
-                          "benchmark beats its image-blind baseline.")
-    def _report(config: EvalConfig) -> dg.MaterializeResult:
-        from models.mlflow_logging import promote
+              check_specs=[dg.AssetCheckSpec(
+                  "every_benchmark_beats_its_baseline", asset="evaluation_report",
+                  description="Every benchmark's headline metric beats its image-blind baseline; only then does "
+                              "the registered model version get the `champion` alias.")],
+              description="The paper's tables with our numbers beside EarthGPT's, logged to the stage-3 MLflow "
+                          "run; the registered model version gets the `champion` alias only if every benchmark "
+                          "beats its image-blind baseline.")
+    def _report(storage: StorageResource) -> dg.MaterializeResult:
+        from models.tracking import promote
 
-        results = [BenchmarkResult.from_dict(read_json(result_url(config, b.name))) for b in benchmarks]
+        results = [BenchmarkResult.from_dict(read_json(storage.eval_file(f"{b.name}.json"))) for b in benchmarks]
         passed = {r.benchmark: beats_baseline(BENCHMARKS[r.benchmark], r) for r in results}
         report = render_report(results)
-        url = join(repo_path(config.out), "report.md")
+        url = storage.eval_file("report.md")
         atomic_write_bytes(url, report.encode("utf-8"))
-        registration = _registration(config)
+        registration = read_json(storage.layout.registration) if storage.exists(storage.layout.registration) else None
         promoted = False
         if registration:
             import mlflow
@@ -111,16 +104,8 @@ def _metric_name(benchmark: str, metric: str) -> str:
     return f"eval/{benchmark}/{metric.replace(' ', '_')}"
 
 
-def build_evaluation_assets(benchmarks: list[Benchmark]) -> list[dg.AssetsDefinition]:
+def build_evaluation_assets(benchmarks: list[Benchmark], defaults: EvaluationSettings | None = None
+                            ) -> list[dg.AssetsDefinition]:
     """`eval/<name>` per benchmark and the `evaluation_report` over them."""
-    return [*(build_eval_asset(b) for b in benchmarks), build_report_asset(benchmarks)]
-
-
-def _registration(config: EvalConfig) -> dict | None:
-    """What `earthgpt_model` registered in MLflow (written beside the model folder), if anything."""
-    url = join(repo_path(config.model_dir).rstrip("/").rsplit("/", 1)[0], "registration.json")
-    fs, path = fsspec.core.url_to_fs(url)
-    return read_json(url) if fs.exists(path) else None
-
-
-EVALUATION_ASSETS = build_evaluation_assets(ACTIVE)
+    defaults = defaults or EvaluationSettings()
+    return [*(build_eval_asset(b, defaults) for b in benchmarks), build_report_asset(benchmarks)]

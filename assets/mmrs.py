@@ -1,38 +1,23 @@
-"""Dagster assets `raw/<source>`, `mmrs/<source>` and `mmrs_1m`, one per source enabled in params.yaml."""
+"""Dagster assets `raw/<source>`, `mmrs/<source>` and `mmrs_1m`, built for the sources a profile enables.
 
-# No `from __future__ import annotations` here: Dagster reads the config annotation at decoration time.
+Thin: the work is in mmrs.build (conversion, merge) and mmrs.quality (the checks' findings).
+"""
+
+# No `from __future__ import annotations` here: Dagster reads the resource annotations at decoration time.
 
 import hashlib
 
 import dagster as dg
-import fsspec
 
-from mmrs.build import build_mmrs_1m, convert_source
+from assets.resources import StorageResource
+from assets.run_config import config_schema, read_config, settings_markdown
+from mmrs.build import ConversionSettings, build_mmrs_1m, convert_source
 from mmrs.quality import check_source
 from mmrs.readers.base import SourceSpec
 from mmrs.registry import SOURCES
-from mmrs.shards import iter_source_records, join
+from mmrs.shards import iter_source_records, join, read_text
 from mmrs.storage import SourceRoot
 from mmrs.synthetic.corpus import DATASETS as SAMPLE_DATASETS
-from pipelines.params import load_params, repo_path
-
-_PARAMS = load_params()
-_MMRS = _PARAMS["mmrs"]
-ENABLED = list(SOURCES) if _MMRS["sources"] == "all" else list(_MMRS["sources"])
-USES_SAMPLE_CORPUS = repo_path(_MMRS["raw_parent"]) == repo_path(_PARAMS["sample_corpus"]["out"])
-
-
-class MmrsConfig(dg.Config):
-    """Where raw releases are and where shards go (defaults from params.yaml `mmrs`)."""
-
-    raw_parent: str = _MMRS["raw_parent"]
-    out: str = _MMRS["out"]
-    max_quarantine_rate: float = _MMRS["max_quarantine_rate"]
-
-
-def raw_root(config: MmrsConfig, spec: SourceSpec) -> str:
-    override = _MMRS["raw_roots"].get(spec.name)
-    return repo_path(override) if override else join(repo_path(config.raw_parent), spec.release_folder)
 
 
 def fingerprint(root: SourceRoot) -> tuple[int, int, str]:
@@ -61,13 +46,22 @@ def _counts_md(manifest: dict) -> str:
     return "\n".join(rows)
 
 
-def build_raw_asset(spec: SourceSpec) -> dg.AssetsDefinition:
-    deps = [dg.AssetKey(["sample", spec.name])] if USES_SAMPLE_CORPUS and spec.name in SAMPLE_DATASETS else []
+def _quarantine_md(summary: dict) -> str:
+    rows = ["| kind | reason | count |", "|---|---|---|"]
+    rows += [f"| skipped | {reason} | {n:,} |" for reason, n in sorted(summary.get("skipped", {}).items())]
+    rows += [f"| corrected | {reason} | {n:,} |" for reason, n in sorted(summary.get("fixed", {}).items())]
+    return "\n".join(rows) if len(rows) > 2 else "nothing quarantined or corrected"
+
+
+def build_raw_asset(spec: SourceSpec, fed_by_sample_corpus: bool) -> dg.AssetsDefinition:
+    deps = [dg.AssetKey(["sample", spec.name])] if fed_by_sample_corpus and spec.name in SAMPLE_DATASETS else []
 
     @dg.asset(key=["raw", spec.name], group_name="raw", deps=deps, kinds={"python", spec.modality},
-              description=f"{spec.title}: the official release as it unpacks (validated and fingerprinted).")
-    def _raw(context: dg.AssetExecutionContext, config: MmrsConfig) -> dg.MaterializeResult:
-        root = SourceRoot(raw_root(config, spec))
+              description=f"{spec.title}: the official release as it unpacks, found under storage.raw "
+                          f"(or storage.raw_roots.{spec.name}); its file listing is fingerprinted, so a "
+                          "changed release gets a new data version.")
+    def _raw(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+        root = SourceRoot(storage.raw_root(spec))
         if not root.exists(""):
             raise FileNotFoundError(f"{spec.title} release folder not found: {root.uri('')}")
         files, size, digest = fingerprint(root)
@@ -77,40 +71,51 @@ def build_raw_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     return _raw
 
 
-_CHECKS = ("schema", "coordinates_in_unit_square", "no_duplicate_records", "no_train_test_image_overlap",
-           "quarantine_rate")
+_CHECKS = {
+    "schema": "Every record has the MMRS-1M fields with the right types (blocking).",
+    "coordinates_in_unit_square": "Every normalised box coordinate lies in [0, 1] (blocking).",
+    "no_duplicate_records": "No record id appears twice (blocking).",
+    "no_train_test_image_overlap": "No image is in both a training and an evaluation split (blocking: leakage).",
+    "quarantine_rate": "Quarantined inputs stay under mmrs.conversion.max_quarantine_rate of all inputs.",
+}
 
 
-def build_mmrs_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+def build_mmrs_asset(spec: SourceSpec, defaults: ConversionSettings) -> dg.AssetsDefinition:
     key = ["mmrs", spec.name]
 
     @dg.asset(key=key, group_name="mmrs", deps=[dg.AssetKey(["raw", spec.name])], kinds={"python"},
-              description=f"{spec.title} converted to MMRS-1M records ({', '.join(spec.tasks)}).",
-              check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name != "quarantine_rate")
-                           for name in _CHECKS])
-    def _mmrs(config: MmrsConfig) -> dg.MaterializeResult:
-        out = repo_path(config.out)
-        manifest = convert_source(spec, raw_root(config, spec), out)
-        report = check_source(out, spec.name)
-        samples = [r for _, r in zip(range(2), iter_source_records(join(out, spec.name)), strict=False)]
+              config_schema=config_schema(defaults),
+              description=f"{spec.title} converted to MMRS-1M instruction records ({', '.join(spec.tasks)}; "
+                          f"{spec.modality}): JSON Lines shards, a manifest and a quarantine report under "
+                          f"storage.mmrs/{spec.name}.",
+              check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name != "quarantine_rate", description=text)
+                           for name, text in _CHECKS.items()])
+    def _mmrs(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+        settings = read_config(defaults, context.op_execution_context.op_config)
+        manifest = convert_source(spec, storage.raw_root(spec), storage.mmrs,
+                                  max_records=settings.max_records_per_shard)
+        report = check_source(storage.mmrs, spec.name)
+        samples = [r for _, r in zip(range(2), iter_source_records(join(storage.mmrs, spec.name)), strict=False)]
         findings = {"schema": report.schema_errors, "coordinates_in_unit_square": report.out_of_range,
                     "no_duplicate_records": report.duplicate_ids, "no_train_test_image_overlap": report.leaked_images}
         checks = [dg.AssetCheckResult(check_name=name, passed=f.count == 0,
                                       metadata={"count": f.count, "examples": ", ".join(f.examples) or "none"})
                   for name, f in findings.items()]
         checks.append(dg.AssetCheckResult(
-            check_name="quarantine_rate", passed=report.quarantine_rate <= config.max_quarantine_rate,
-            metadata={"rate": round(report.quarantine_rate, 4), "skipped": report.skipped_inputs,
-                      "reasons": str(manifest["quarantine"]["skipped"])}))
+            check_name="quarantine_rate", passed=report.quarantine_rate <= settings.max_quarantine_rate,
+            metadata={"rate": round(report.quarantine_rate, 4), "limit": settings.max_quarantine_rate,
+                      "skipped": report.skipped_inputs}))
         return dg.MaterializeResult(
             metadata={
                 "records": report.records,
                 "images": sum(manifest["images"].values()),
                 "counts": dg.MetadataValue.md(_counts_md(manifest)),
                 "samples": dg.MetadataValue.md("\n\n".join(_conversation_md(r) for r in samples)),
-                "quarantine": dg.MetadataValue.json(manifest["quarantine"]),
+                "quarantine": dg.MetadataValue.md(_quarantine_md(manifest["quarantine"])),
+                "quarantined": report.skipped_inputs,
                 "content_hash": manifest["content_hash"],
-                "manifest": join(out, spec.name, "manifest.json"),
+                "manifest": join(storage.mmrs, spec.name, "manifest.json"),
+                "settings": settings_markdown(conversion=settings),
             },
             check_results=checks,
             data_version=dg.DataVersion(manifest["content_hash"][:16]),
@@ -119,20 +124,25 @@ def build_mmrs_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     return _mmrs
 
 
-@dg.asset(key="mmrs_1m", group_name="mmrs", deps=[dg.AssetKey(["mmrs", n]) for n in ENABLED], kinds={"python"},
-          description="MMRS-1M: the merged training manifest and the Table I-style statistics.")
-def mmrs_1m(config: MmrsConfig) -> dg.MaterializeResult:
-    out = repo_path(config.out)
-    merged = build_mmrs_1m(out, ENABLED)
-    with fsspec.open(join(out, "mmrs_1m_stats.md"), "r", encoding="utf-8") as f:
-        table = f.read()
-    return dg.MaterializeResult(
-        metadata={"records": merged["records"], "rounds": merged["rounds"], "sources": len(merged["sources"]),
-                  "statistics": dg.MetadataValue.md(table), "content_hash": merged["content_hash"],
-                  "manifest": join(out, "mmrs_1m.json")},
-        data_version=dg.DataVersion(merged["content_hash"][:16]),
-    )
+def build_mmrs_1m_asset(sources: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(key="mmrs_1m", group_name="mmrs", deps=[dg.AssetKey(["mmrs", n]) for n in sources], kinds={"python"},
+              description="MMRS-1M: the merged training manifest (mmrs_1m.json: every training shard of the "
+                          "enabled sources, with hashes) and the Table I-style statistics beside the paper's.")
+    def mmrs_1m(storage: StorageResource) -> dg.MaterializeResult:
+        merged = build_mmrs_1m(storage.mmrs, sources)
+        return dg.MaterializeResult(
+            metadata={"records": merged["records"], "rounds": merged["rounds"], "sources": len(merged["sources"]),
+                      "statistics": dg.MetadataValue.md(read_text(join(storage.mmrs, "mmrs_1m_stats.md"))),
+                      "content_hash": merged["content_hash"], "manifest": join(storage.mmrs, "mmrs_1m.json")},
+            data_version=dg.DataVersion(merged["content_hash"][:16]),
+        )
+
+    return mmrs_1m
 
 
-RAW_ASSETS = [build_raw_asset(SOURCES[n]) for n in ENABLED]
-MMRS_ASSETS = [build_mmrs_asset(SOURCES[n]) for n in ENABLED]
+def build_mmrs_assets(sources: list[str], defaults: ConversionSettings, fed_by_sample_corpus: bool
+                      ) -> list[dg.AssetsDefinition]:
+    """raw/<source> and mmrs/<source> for each source, and mmrs_1m over them."""
+    specs = [SOURCES[name] for name in sources]
+    return [*(build_raw_asset(spec, fed_by_sample_corpus) for spec in specs),
+            *(build_mmrs_asset(spec, defaults) for spec in specs), build_mmrs_1m_asset(sources)]

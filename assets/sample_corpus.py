@@ -1,25 +1,15 @@
-"""Dagster assets `sample/<dataset>`: the embedded multi-sensor sample corpus, one asset per dataset."""
+"""Dagster assets `sample/<dataset>`: the embedded multi-sensor sample corpus, one asset per imitated dataset."""
 
-# No `from __future__ import annotations` here: Dagster reads the config annotation at decoration time.
-
+# No `from __future__ import annotations` here: Dagster reads the resource annotations at decoration time.
 
 import time
 from pathlib import Path
 
 import dagster as dg
 
-from mmrs.synthetic.corpus import DATASETS, generate_dataset
-from pipelines.params import load_params, repo_path
-
-_DEFAULTS = load_params()["sample_corpus"]
-
-
-class SampleCorpusConfig(dg.Config):
-    """Where and how big; defaults come from params.yaml (`sample_corpus`)."""
-
-    out: str = _DEFAULTS["out"]
-    seed: int = _DEFAULTS["seed"]
-    scale: int = _DEFAULTS["scale"]
+from assets.resources import StorageResource
+from assets.run_config import config_schema, read_config, settings_markdown
+from mmrs.synthetic.corpus import DATASETS, SampleCorpusSettings, generate_dataset
 
 
 def _splits_table(splits: dict[str, int]) -> str:
@@ -27,21 +17,27 @@ def _splits_table(splits: dict[str, int]) -> str:
     return f"| split | images |\n|---|---|\n{rows}"
 
 
-def build_sample_asset(name: str) -> dg.AssetsDefinition:
+def build_sample_asset(name: str, defaults: SampleCorpusSettings) -> dg.AssetsDefinition:
     spec = DATASETS[name]
     expected_splits = [split for split, _ in spec.splits if split != "all"]
+    key = ["sample", name]
 
     @dg.asset(
-        key=["sample", name],
-        group_name="sample_corpus",
-        kinds={"python", spec.sensor},
-        description=f"{spec.folder} imitation ({spec.sensor}) written in the dataset's native format.",
-        check_specs=[dg.AssetCheckSpec("splits_complete", asset=["sample", name]),
-                     dg.AssetCheckSpec("annotated", asset=["sample", name])],
+        key=key, group_name="sample_corpus", kinds={"python", spec.sensor},
+        config_schema=config_schema(defaults),
+        description=f"{spec.folder} imitation ({spec.sensor}): generated scenes written in the dataset's own "
+                    f"on-disk format, quirks included, under storage.sample/{spec.folder}.",
+        check_specs=[
+            dg.AssetCheckSpec("splits_complete", asset=key,
+                              description="Every split the real release has got at least one image."),
+            dg.AssetCheckSpec("annotated", asset=key,
+                              description="At least one annotation record per image, and at least one image."),
+        ],
     )
-    def _sample(config: SampleCorpusConfig) -> dg.MaterializeResult:
+    def _sample(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+        settings = read_config(defaults, context.op_execution_context.op_config)
         start = time.perf_counter()
-        report = generate_dataset(name, Path(repo_path(config.out)), seed=config.seed, scale=config.scale)
+        report = generate_dataset(name, Path(storage.sample), seed=settings.seed, scale=settings.scale)
         seconds = time.perf_counter() - start
         missing = [s for s in expected_splits if not report.splits.get(s)]
         return dg.MaterializeResult(
@@ -52,6 +48,7 @@ def build_sample_asset(name: str) -> dg.AssetsDefinition:
                 "splits": dg.MetadataValue.md(_splits_table(report.splits)),
                 "seconds": round(seconds, 2),
                 "images_per_second": round(report.images / max(seconds, 1e-9), 1),
+                "settings": settings_markdown(sample_corpus=settings),
             },
             check_results=[
                 dg.AssetCheckResult(check_name="splits_complete", passed=not missing,
@@ -64,4 +61,5 @@ def build_sample_asset(name: str) -> dg.AssetsDefinition:
     return _sample
 
 
-SAMPLE_ASSETS = [build_sample_asset(name) for name in DATASETS]
+def build_sample_assets(defaults: SampleCorpusSettings) -> list[dg.AssetsDefinition]:
+    return [build_sample_asset(name, defaults) for name in DATASETS]

@@ -1,80 +1,54 @@
 """Dagster assets `tokenizer`, `pretrained_llm`, `aligned_model` (stage 2) and `earthgpt_model` (stage 3).
 
-`pretrained_llm` is the paper's starting point, a pretrained LLaMA-2: the `paper` preset reads it from its
-folder; the `tiny` preset has no such checkpoint, so it trains a stand-in (causal LM on the MMRS training
-text, every LLM weight, no image; params.yaml `train.text`). Without it, stage 3's bias + shift tuning of a
-random-init 2-layer LLM learns the answer formats but not to read the image.
-
-Thin: the work is in models.tokenization, models.data, models.trainer; MLflow holds the runs, checkpoints
-and, after stage 3, a registered pyfunc model version.
+Thin: each calls models.stages (the same functions `earthgpt train` runs) with the profile's settings, the
+run's overrides of its own stage, and the storage, tracking and compute resources. `pretrained_llm` is the
+paper's starting point, a pretrained LLaMA-2: the paper preset reads it from its folder; the tiny preset has
+no such checkpoint and trains a stand-in (causal LM on the MMRS training text, every LLM weight, no image).
+A stage whose inputs did not change reports its completed run instead of training again.
 """
 
-# No `from __future__ import annotations` here: Dagster reads the config annotation at decoration time.
+# No `from __future__ import annotations` here: Dagster reads the resource annotations at decoration time.
 
 import dataclasses
 import hashlib
-import json
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import torch
 
-from mmrs.shards import iter_records, join, read_json
-from models.config import paper, tiny
-from models.data import DataConfig, MMRSDataModule
-from models.distributed import DistributedConfig, apply_activation_checkpointing, trainer_kwargs
-from models.earthgpt import EarthGPT
+from assets.resources import ComputeResource, StorageResource, TrackingResource
+from assets.run_config import config_schema, read_config, settings_markdown
 from models.image_transform import preprocess
 from models.inference import GenerationOptions, predict
 from models.io import load_model
-from models.mlflow_logging import log_earthgpt_model
-from models.tokenization import encode_prompt, load_tokenizer, save_tokenizer, train_bpe_tokenizer
-from models.trainer import StageConfig, StageResult, TrackingConfig, all_finite, losses_fell, run_key, train_stage
-from models.training import OptimConfig
-from pipelines.params import load_params, repo_path
+from models.layout import Stage
+from models.stages import StageOutcome, TrainingContext, TrainSettings, register_model, run_stage, train_tokenizer
+from models.tokenization import encode_prompt
+from models.trainer import all_finite, losses_fell
 
-_PARAMS = load_params()
-_TRAIN = _PARAMS["train"]
-_MMRS_OUT = _PARAMS["mmrs"]["out"]
-_CHECKS = ("finite_losses", "loss_fell", "reloads_and_generates")
-
-
-class TrainConfig(dg.Config):
-    """Where models go and where MLflow tracks them (defaults from params.yaml `train`)."""
-
-    out: str = _TRAIN["out"]
-    mmrs_out: str = _MMRS_OUT
-    tracking_uri: str = _TRAIN["mlflow"]["uri"]
-    artifacts: str = _TRAIN["mlflow"]["artifacts"]
-    experiment: str = _TRAIN["mlflow"]["experiment"]
-    registered_model: str = _TRAIN["mlflow"]["registered_model"]
-    max_steps_text: int = _TRAIN["text"]["max_steps"] if "text" in _TRAIN else 0
-    max_steps_stage2: int = _TRAIN["stage2"]["max_steps"]
-    max_steps_stage3: int = _TRAIN["stage3"]["max_steps"]
+_CHECKS = {
+    "finite_losses": "Every training loss is a finite number (blocking: NaN or inf means a broken model).",
+    "loss_fell": "The mean of the last training losses is below the mean of the first (blocking).",
+    "reloads_and_generates": "The saved model folder reloads to the same logits and answers a question "
+                             "(blocking: a model that cannot be reloaded must not be used).",
+}
+_MODEL_KNOBS = ("seed", "max_text_tokens")  # what a stage that builds a new model may change
 
 
-def _tracking(config: TrainConfig, context: dg.AssetExecutionContext, manifest: dict) -> TrackingConfig:
-    uri = config.tracking_uri
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + repo_path(uri.removeprefix("sqlite:///"))
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return TrackingConfig(uri, config.experiment, artifact_location=repo_path(config.artifacts),
-                          tags={"data_version": manifest["content_hash"], "dagster_run_id": context.run_id,
-                                "dvc_lock": _dvc_lock_hash()})
+def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text) for name, text in _CHECKS.items()]
 
 
-def _dvc_lock_hash() -> str:
-    lock = Path(repo_path("dvc.lock"))
-    return hashlib.sha256(lock.read_bytes()).hexdigest()[:16] if lock.exists() else "none"
+def _context(train: TrainSettings, storage: StorageResource, tracking: TrackingResource, compute: ComputeResource,
+             run_id: str) -> TrainingContext:
+    return TrainingContext(train, storage.layout, storage.mmrs, tracking.settings, compute.distributed,
+                           tags={"dagster_run_id": run_id, "dvc_lock": dvc_lock_hash()})
 
 
-def _training_texts(mmrs_out: str):
-    merged = read_json(join(mmrs_out, "mmrs_1m.json"))
-    for shard in merged["shards"]:
-        for record in iter_records(join(mmrs_out, shard["path"])):
-            for turn in record["conversations"]:
-                yield turn["value"].replace("<image>\n", "")
+def dvc_lock_hash(path: Path = Path("dvc.lock")) -> str:
+    """The first 16 hex digits of dvc.lock's SHA-256 (the data versions DVC recorded), or 'none'."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "none"
 
 
 def _sparkline(values: list[float], width: int = 60) -> str:
@@ -86,162 +60,128 @@ def _sparkline(values: list[float], width: int = 60) -> str:
     return "".join(bars[int((p - lo) / max(hi - lo, 1e-9) * (len(bars) - 1))] for p in points)
 
 
-def _stage_config(stage: str, config: TrainConfig, out: Path) -> StageConfig:
-    params = _TRAIN[stage]
-    max_steps = {"text": config.max_steps_text, "stage2": config.max_steps_stage2,
-                 "stage3": config.max_steps_stage3}[stage]
-    dist = DistributedConfig.from_dict(_TRAIN["distributed"])
-    return StageConfig(stage, str(out / stage),
-                       OptimConfig(lr=params["lr"], warmup_steps=params["warmup_steps"], max_steps=max_steps),
-                       checkpoint_every=params["checkpoint_every"], trainer=trainer_kwargs(dist))
-
-
-def _datamodule(stage: str, config: TrainConfig, model: EarthGPT, tokenizer) -> MMRSDataModule:
-    params = _TRAIN[stage]
-    tasks = None if params["tasks"] == "all" else tuple(params["tasks"])
-    data = DataConfig(manifest=join(repo_path(config.mmrs_out), "mmrs_1m.json"), tasks=tasks,
-                      batch_size=params["batch_size"], images=stage != "text", weights=params.get("weights"))
-    return MMRSDataModule(data, model.config, tokenizer)
-
-
-def _reloads_and_generates(result: StageResult, model: EarthGPT, tokenizer) -> tuple[bool, str]:
-    """The saved folder reloads to the same logits and answers a question."""
-    loaded, loaded_tok = load_model(result.model_dir)
+def reloads_and_generates(outcome: StageOutcome) -> tuple[bool, str]:
+    """The saved folder reloads (to the trained model's logits, when it was trained in this process) and
+    answers a question."""
+    loaded, tokenizer = load_model(outcome.model_dir)
     pixels = preprocess(np.full((64, 64, 3), 128, np.uint8), loaded.config).unsqueeze(0)
-    prompt = encode_prompt(loaded_tok, [], "What is the category of this remote sensing image?")
-    ids = torch.tensor([prompt])
-    with torch.no_grad():
-        same = torch.equal(loaded(pixels, ids, torch.ones_like(ids)).logits,
-                           model.eval()(pixels, ids, torch.ones_like(ids)).logits)
-    (answer,) = predict(loaded, loaded_tok, pixels, [prompt], GenerationOptions(max_new_tokens=8))
+    ids = torch.tensor([encode_prompt(tokenizer, [], "What is the category of this remote sensing image?")])
+    same = True
+    if outcome.model is not None:
+        with torch.no_grad():
+            same = torch.equal(loaded(pixels, ids, torch.ones_like(ids)).logits,
+                               outcome.model.eval()(pixels, ids, torch.ones_like(ids)).logits)
+    (answer,) = predict(loaded, tokenizer, pixels, [ids[0].tolist()], GenerationOptions(max_new_tokens=8))
     return same and isinstance(answer, str), answer
 
 
-def _result_metadata(result: StageResult, model: EarthGPT, tracking: TrackingConfig) -> dict:
-    return {
-        "mlflow_run": f"{tracking.uri} run {result.run_id}",
-        "steps": result.steps,
-        "resumed": result.resumed,
-        "loss_first": round(result.losses[0], 4) if result.losses else None,
-        "loss_last": round(result.losses[-1], 4) if result.losses else None,
-        "loss_curve": dg.MetadataValue.md(f"`{_sparkline(result.losses)}`"),
-        "trainable_tensors": len(result.trainable),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "model_dir": str(result.model_dir),
-    }
-
-
-def _checks(result: StageResult, model: EarthGPT, tokenizer) -> list[dg.AssetCheckResult]:
-    reloads, answer = _reloads_and_generates(result, model, tokenizer)
+def _checks(outcome: StageOutcome) -> list[dg.AssetCheckResult]:
+    reloads, answer = reloads_and_generates(outcome)
+    losses = outcome.losses
     return [
-        dg.AssetCheckResult(check_name="finite_losses", passed=all_finite(result.losses)),
-        dg.AssetCheckResult(check_name="loss_fell", passed=losses_fell(result.losses),
-                            metadata={"first": result.losses[0] if result.losses else -1.0,
-                                      "last": result.losses[-1] if result.losses else -1.0}),
+        dg.AssetCheckResult(check_name="finite_losses", passed=all_finite(losses), metadata={"losses": len(losses)}),
+        dg.AssetCheckResult(check_name="loss_fell", passed=losses_fell(losses),
+                            metadata={"first": losses[0] if losses else -1.0, "last": losses[-1] if losses else -1.0}),
         dg.AssetCheckResult(check_name="reloads_and_generates", passed=reloads, metadata={"answer": answer}),
     ]
 
 
-@dg.asset(group_name="training", deps=["mmrs_1m"], kinds={"python"},
-          description="The tiny preset's byte-level BPE, trained on the MMRS-1M training text (paper preset: "
-                      "LLaMA's own tokenizer).")
-def tokenizer(config: TrainConfig) -> dg.MaterializeResult:
-    out = Path(repo_path(config.out)) / "tokenizer"
-    if _TRAIN["preset"] == "paper":
-        tok = load_tokenizer(_TRAIN["llama"])
-    else:
-        tok = train_bpe_tokenizer(_training_texts(repo_path(config.mmrs_out)), vocab_size=_TRAIN["tokenizer_vocab"])
-    save_tokenizer(tok, out)
-    example = "There are three planes [0.12,0.33,0.45,0.67] in the image."
-    return dg.MaterializeResult(metadata={"vocab_size": len(tok), "path": str(out),
-                                          "example": f"{len(tok.encode(example))} tokens: {example}"})
+def _metadata(outcome: StageOutcome, tracking: TrackingResource, settings: dict) -> dict:
+    url = tracking.run_url(outcome.run_id)
+    val = outcome.val_losses
+    return {
+        "mlflow_run": dg.MetadataValue.url(url) if url else f"{tracking.uri} run {outcome.run_id}",
+        "mlflow_run_id": outcome.run_id,
+        "run_key": outcome.run_key,
+        "steps": outcome.steps,
+        "resumed": outcome.resumed,
+        "reused_completed_run": outcome.reused,
+        "loss_first": round(outcome.losses[0], 4) if outcome.losses else None,
+        "loss_last": round(outcome.losses[-1], 4) if outcome.losses else None,
+        "val_loss_last": round(val[-1][1], 4) if val else None,
+        "loss_curve": dg.MetadataValue.md(f"`{_sparkline(outcome.losses)}`"),
+        "trainable_tensors": outcome.trainable_tensors,
+        "trainable_parameters": outcome.trainable_parameters,
+        "model_dir": outcome.model_dir,
+        "settings": settings_markdown(**settings),
+    }
 
 
-def _build_model(tok, seed: int = 0) -> EarthGPT:
-    """A new model: random-init weights (all of them for tiny, the projection for paper) drawn from `seed`,
-    so that the same params give the same model in every process."""
-    torch.manual_seed(seed)
-    if _TRAIN["preset"] == "paper":
-        return EarthGPT(paper(_TRAIN["llama"], _TRAIN["dinov2"], _TRAIN["convnext"]))
-    config = tiny()
-    return EarthGPT(dataclasses.replace(config, llm=dataclasses.replace(config.llm, vocab_size=len(tok)),
-                                        max_text_tokens=_TRAIN.get("max_text_tokens", config.max_text_tokens)))
+def build_stage_asset(stage: Stage, name: str, deps: list[str], train: TrainSettings, builds_model: bool,
+                      description: str) -> dg.AssetsDefinition:
+    """The asset of one training stage; its run config is that stage's settings (and, for the stage that
+    builds the new model, the model's seed and text budget)."""
+    schema = {"stage": dg.Field(config_schema(train.stage(stage)), is_required=False)}
+    if builds_model:
+        exclude = [f for f in dataclasses.asdict(train.model) if f not in _MODEL_KNOBS]
+        schema["model"] = dg.Field(config_schema(train.model, exclude=exclude), is_required=False)
+
+    @dg.asset(name=name, group_name="training", deps=deps, kinds={"pytorch", "mlflow"}, config_schema=schema,
+              check_specs=_check_specs(name), description=description)
+    def _stage(context: dg.AssetExecutionContext, storage: StorageResource, tracking: TrackingResource,
+               compute: ComputeResource) -> dg.MaterializeResult:
+        config = context.op_execution_context.op_config or {}
+        stage_settings = read_config(train.stage(stage), config.get("stage"))
+        model_settings = read_config(train.model, config.get("model")) if builds_model else train.model
+        settings = dataclasses.replace(train, model=model_settings, **{stage: stage_settings})
+        ctx = _context(settings, storage, tracking, compute, context.run.run_id)
+        outcome = run_stage(ctx, stage)
+        metadata = _metadata(outcome, tracking, {"model": model_settings, stage: stage_settings,
+                                                 "compute": compute.distributed})
+        if stage == "stage3":
+            registration = register_model(ctx, outcome)
+            metadata |= {"registered_model": f"{registration['registered_model']} v{registration['version']}",
+                         "model_uri": registration["model_uri"]}
+        return dg.MaterializeResult(metadata=metadata, check_results=_checks(outcome))
+
+    return _stage
 
 
-def _train(stage: str, context: dg.AssetExecutionContext, config: TrainConfig, model: EarthGPT, tok
-           ) -> tuple[StageResult, TrackingConfig]:
-    out = Path(repo_path(config.out))
-    manifest = read_json(join(repo_path(config.mmrs_out), "mmrs_1m.json"))
-    tracking = _tracking(config, context, manifest)
-    datamodule, stage_config = _datamodule(stage, config, model, tok), _stage_config(stage, config, out)
-    # resume only a run of these settings, data and starting weights; anything else retrains. The shards in
-    # their merged order (the stream mixes sources in it), not only the order-free content hash; the GPU
-    # count (it splits the stream into ranks).
-    shards = [[shard["source"], shard["path"], shard["sha256"]] for shard in manifest["shards"]]
-    stage_config.run_key = run_key(stage_config, model, {
-        "shards": hashlib.sha256(json.dumps(shards).encode()).hexdigest(), "tokenizer": _tokenizer_digest(tok),
-        "devices": torch.cuda.device_count(),
-        "data": dataclasses.asdict(datamodule.config) | {"manifest": None}})  # the path is not the content
-    apply_activation_checkpointing(model, DistributedConfig.from_dict(_TRAIN["distributed"]))
-    return train_stage(model, tok, datamodule, stage_config, tracking), tracking
+def build_tokenizer_asset(train: TrainSettings) -> dg.AssetsDefinition:
+    @dg.asset(name="tokenizer", group_name="training", deps=["mmrs_1m"], kinds={"python"},
+              config_schema=config_schema(train.model, exclude=("preset", "seed", "max_text_tokens")),
+              description="The tokenizer every stage uses: for the tiny preset a byte-level BPE trained on the "
+                          "MMRS-1M training text; for the paper preset LLaMA's own, copied from its folder.")
+    def tokenizer(context: dg.AssetExecutionContext, storage: StorageResource, tracking: TrackingResource,
+                  compute: ComputeResource) -> dg.MaterializeResult:
+        model = read_config(train.model, context.op_execution_context.op_config)
+        ctx = _context(dataclasses.replace(train, model=model), storage, tracking, compute, context.run.run_id)
+        tok = train_tokenizer(ctx)
+        example = "There are three planes [0.12,0.33,0.45,0.67] in the image."
+        return dg.MaterializeResult(metadata={
+            "vocab_size": len(tok), "path": ctx.layout.tokenizer,
+            "example": f"{len(tok.encode(example))} tokens: {example}", "settings": settings_markdown(model=model)})
+
+    return tokenizer
 
 
-def _tokenizer_digest(tok) -> str:
-    """SHA-256 of the whole tokenizer (vocabulary, merges, normaliser, special tokens)."""
-    return hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()
+def build_pretrained_llm_asset(train: TrainSettings) -> dg.AssetsDefinition:
+    description = ("The LLM the paper starts from. paper preset: LLaMA-2 from its folder, nothing trained. tiny "
+                   "preset: a stand-in trained here - causal LM on the MMRS training text, every LLM weight, no "
+                   "image (train.text).")
+    if train.trains_text:
+        return build_stage_asset("text", "pretrained_llm", ["tokenizer", "mmrs_1m"], train, builds_model=True,
+                                 description=description)
+
+    @dg.asset(name="pretrained_llm", group_name="training", deps=["tokenizer", "mmrs_1m"], kinds={"pytorch"},
+              description=description)
+    def pretrained_llm() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"llama": train.model.weights.llama or "none", "trained_here": False})
+
+    return pretrained_llm
 
 
-_TRAINS_TEXT = _TRAIN["preset"] == "tiny"
-
-
-@dg.asset(group_name="training", deps=["tokenizer", "mmrs_1m"], kinds={"pytorch", "mlflow"},
-          check_specs=[dg.AssetCheckSpec(c, asset="pretrained_llm") for c in _CHECKS] if _TRAINS_TEXT else [],
-          description="The LLM the paper starts from. paper preset: LLaMA-2 from its folder, nothing trained. "
-                      "tiny preset: a stand-in trained here - causal LM on the MMRS training text, every LLM "
-                      "weight, no image.")
-def pretrained_llm(context: dg.AssetExecutionContext, config: TrainConfig) -> dg.MaterializeResult:
-    if not _TRAINS_TEXT:
-        return dg.MaterializeResult(metadata={"llama": _TRAIN["llama"], "trained_here": False})
-    tok = load_tokenizer(str(Path(repo_path(config.out)) / "tokenizer"))
-    model = _build_model(tok)
-    result, tracking = _train("text", context, config, model, tok)
-    return dg.MaterializeResult(metadata=_result_metadata(result, model, tracking) | {"trained_here": True},
-                                check_results=_checks(result, model, tok))
-
-
-@dg.asset(group_name="training", deps=["pretrained_llm", "mmrs_1m"], kinds={"pytorch", "mlflow"},
-          check_specs=[dg.AssetCheckSpec(c, asset="aligned_model") for c in _CHECKS],
-          description="Stage 2, cross-modal alignment on captions: q/k/v (with biases), RMSNorm scales and the "
-                      "visual projection train.")
-def aligned_model(context: dg.AssetExecutionContext, config: TrainConfig) -> dg.MaterializeResult:
-    if _TRAINS_TEXT:
-        model, tok = load_model(Path(repo_path(config.out)) / "text" / "model")
-    else:
-        tok = load_tokenizer(str(Path(repo_path(config.out)) / "tokenizer"))
-        model = _build_model(tok)
-    result, tracking = _train("stage2", context, config, model, tok)
-    return dg.MaterializeResult(metadata=_result_metadata(result, model, tracking),
-                                check_results=_checks(result, model, tok))
-
-
-@dg.asset(group_name="training", deps=["aligned_model"], kinds={"pytorch", "mlflow"},
-          check_specs=[dg.AssetCheckSpec(c, asset="earthgpt_model") for c in _CHECKS],
-          description="Stage 3, unified instruction tuning on MMRS-1M: only the bias + scale of every decoder "
-                      "linear layer trains. Logged and registered in MLflow as a pyfunc model version.")
-def earthgpt_model(context: dg.AssetExecutionContext, config: TrainConfig) -> dg.MaterializeResult:
-    model, tok = load_model(Path(repo_path(config.out)) / "stage2" / "model")
-    result, tracking = _train("stage3", context, config, model, tok)
-    import mlflow
-
-    with mlflow.start_run(run_id=result.run_id):
-        info = log_earthgpt_model(result.model_dir, registered_model_name=config.registered_model)
-    registration = {"tracking_uri": tracking.uri, "run_id": result.run_id, "model_uri": info.model_uri,
-                    "registered_model": config.registered_model, "version": info.registered_model_version}
-    (result.model_dir.parent / "registration.json").write_text(json.dumps(registration, indent=2), encoding="utf-8")
-    metadata = _result_metadata(result, model, tracking) | {
-        "registered_model": f"{config.registered_model} v{info.registered_model_version}",
-        "model_uri": info.model_uri}
-    return dg.MaterializeResult(metadata=metadata, check_results=_checks(result, model, tok))
-
-
-TRAINING_ASSETS = [tokenizer, pretrained_llm, aligned_model, earthgpt_model]
+def build_training_assets(train: TrainSettings) -> list[dg.AssetsDefinition]:
+    """tokenizer -> pretrained_llm -> aligned_model (stage 2) -> earthgpt_model (stage 3)."""
+    return [
+        build_tokenizer_asset(train),
+        build_pretrained_llm_asset(train),
+        build_stage_asset("stage2", "aligned_model", ["pretrained_llm", "mmrs_1m"], train,
+                          builds_model=not train.trains_text,
+                          description="Stage 2, cross-modal alignment on captions: q/k/v (with biases), RMSNorm "
+                                      "scales and the visual projection train; the rest is frozen."),
+        build_stage_asset("stage3", "earthgpt_model", ["aligned_model", "mmrs_1m"], train, builds_model=False,
+                          description="Stage 3, unified instruction tuning on MMRS-1M: only the bias + scale of "
+                                      "every decoder linear layer trains. Logged and registered in MLflow as a "
+                                      "pyfunc model version (once per completed run)."),
+    ]

@@ -8,7 +8,7 @@ import io
 import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -34,6 +34,20 @@ from mmrs.storage import ImageTooLargeError, SourceRoot
 from mmrs.tiling import crop_tiles, cut
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ConversionSettings:
+    """params.yaml `mmrs.conversion`: how converted sources are written and judged."""
+
+    max_quarantine_rate: float = 0.05  # quarantined / (records + quarantined) above this fails the source's check
+    max_records_per_shard: int = 50_000
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_quarantine_rate <= 1:
+            raise ValueError(f"max_quarantine_rate must be in [0, 1], got {self.max_quarantine_rate}")
+        if self.max_records_per_shard < 1:
+            raise ValueError(f"max_records_per_shard must be >= 1, got {self.max_records_per_shard}")
 
 
 @contextlib.contextmanager

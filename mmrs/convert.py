@@ -39,8 +39,6 @@ from mmrs.readers.base import SourceSpec
 from mmrs.readers.common import display_name
 from mmrs.tiling import box_corners
 
-IMAGE_TOKEN = "<image>\n"
-
 
 class PreparedObject(NamedTuple):
     """An object ready for instructions: pixels clipped to the image, normalised boxes unrounded."""
@@ -59,7 +57,7 @@ class PreparedObject(NamedTuple):
 def _conversation(rounds: list[tuple[str, str]]) -> list[dict[str, str]]:
     turns = []
     for i, (question, answer) in enumerate(rounds):
-        turns.append({"from": "human", "value": (IMAGE_TOKEN if i == 0 else "") + question})
+        turns.append({"from": "human", "value": templates.with_image(question) if i == 0 else question})
         turns.append({"from": "gpt", "value": answer})
     return turns
 

@@ -79,6 +79,11 @@ def read_json(url: str) -> Any:
         return json.loads(f.read())
 
 
+def read_text(url: str) -> str:
+    with fsspec.open(url, "r", encoding="utf-8") as f:
+        return f.read()
+
+
 @dataclass
 class _OpenShard:
     split: str

@@ -3,6 +3,19 @@ the code base writes prompt text."""
 
 from __future__ import annotations
 
+IMAGE_TOKEN = "<image>"  # where the visual tokens go: the first human turn of every record starts with it + "\n"
+
+
+def with_image(question: str) -> str:
+    """The first human turn of a record: the image token on its own line, then the instruction."""
+    return f"{IMAGE_TOKEN}\n{question}"
+
+
+def without_image(turn: str) -> str:
+    """A turn's text with the image token removed."""
+    return turn.replace(IMAGE_TOKEN, "").strip()
+
+
 SHORT_ANSWER = "Answer the question using a single word or phrase."
 
 BOX_KIND = {False: "horizontal bounding boxes", True: "oriented bounding boxes"}

@@ -71,6 +71,9 @@ class DataConfig:
     shuffle_buffer: raw lines held per source for shuffling (bounds memory; 0 keeps shard order).
     num_workers: DataLoader processes that decode images; the batches are the same for any number.
     images: False gives text-only batches (no `pixels`, no image read): the tiny preset's text pretraining.
+    holdout_permille: records whose id hashes into the first N of 1000 buckets are held out of training (a
+        stable split of the training records, whatever the shards); they give the validation loss.
+    val_samples: how many held-out records the validation set takes (spread over sources by size).
     """
 
     manifest: str | None = None
@@ -86,6 +89,8 @@ class DataConfig:
     seed: int = 0
     num_workers: int = 0
     images: bool = True
+    holdout_permille: int = 0
+    val_samples: int = 256
 
     def __post_init__(self) -> None:
         if (self.manifest is None) == (not self.sources):
@@ -94,6 +99,10 @@ class DataConfig:
             raise ValueError("batch_size and bucket_batches must be >= 1")
         if self.shuffle_buffer < 0 or self.num_workers < 0:
             raise ValueError("shuffle_buffer and num_workers must be >= 0")
+        if not 0 <= self.holdout_permille < 1000:
+            raise ValueError(f"holdout_permille must be in [0, 1000), got {self.holdout_permille}")
+        if self.holdout_permille and self.val_splits:
+            raise ValueError("validate on held-out records (holdout_permille) or on val_splits, not both")
         self.sources = tuple(self.sources)  # lists from YAML
         self.val_splits = tuple(self.val_splits)
         self.train_splits = None if self.train_splits is None else tuple(self.train_splits)
@@ -205,19 +214,32 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def held_out(record_id: object, permille: int) -> bool:
+    """Whether a record belongs to the held-out part: its id's SHA-256 falls in the first `permille` of 1000."""
+    if not permille:
+        return False
+    digest = hashlib.sha256(str(record_id).encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 1000 < permille
+
+
 @dataclass(frozen=True)
 class _Encoder:
     tokenizer: PreTrainedTokenizerBase
     max_tokens: int
     tasks: tuple[str, ...] | None
+    holdout_permille: int = 0
+    held_out: bool = False  # True: only the held-out records (validation); False: all others (training)
 
     def __call__(self, line: bytes, image_root: str, tally: _Tally) -> Sample | None:
-        """A shard line -> Sample; None for another task or a bad record (counted in `tally`)."""
+        """A shard line -> Sample; None for another task, the other side of the holdout, or a bad record
+        (counted in `tally`)."""
         record = _parse(line)
         if record is None:
             tally.skip(MALFORMED_LINE, None)
             return None
         if self.tasks is not None and record.get("task") not in self.tasks:
+            return None
+        if held_out(record.get("id"), self.holdout_permille) != self.held_out:
             return None
         try:
             turns = record["conversations"]
@@ -355,6 +377,24 @@ class StreamStats:
             self.skipped[reason] = self.skipped.get(reason, 0) + n
 
 
+def load_batch(samples: list[Sample], model_config: EarthGPTConfig, images: bool, pad_id: int,
+               skipped: Counter[str]) -> dict[str, Any] | None:
+    """Decode and preprocess the samples' images (unless `images` is False) and collate them; samples whose
+    image cannot be read are left out and counted in `skipped`. None when no sample is left."""
+    if not images:
+        return collate(samples, None, pad_id)
+    kept, pixels = [], []
+    for sample in samples:
+        try:
+            pixels.append(preprocess(load_record_image(sample.image_root, sample.image), model_config))
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            logger.warning("skipping record %s: %s %s (%s)", sample.id, UNREADABLE_IMAGE, sample.image, error)
+            skipped[UNREADABLE_IMAGE] += 1
+            continue
+        kept.append(sample)
+    return collate(kept, pixels, pad_id) if kept else None
+
+
 def _worker_share() -> tuple[int, int]:
     info = get_worker_info()
     return (0, 1) if info is None else (info.id, info.num_workers)
@@ -374,7 +414,7 @@ class MMRSStream(IterableDataset):
         self.sources = sources
         self.config = config
         self.model_config = model_config
-        self.encoder = _Encoder(tokenizer, model_config.max_text_tokens, config.tasks)
+        self.encoder = _Encoder(tokenizer, model_config.max_text_tokens, config.tasks, config.holdout_permille)
         self.pad_id = tokenizer.pad_token_id
         self.quota = quotas(sources, weights)
         self.rank, self.world_size, self.resumable = rank, world_size, resumable
@@ -394,6 +434,7 @@ class MMRSStream(IterableDataset):
         key = {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
                "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "tasks": c.tasks,
                "max_tokens": self.encoder.max_tokens, "vocab": len(self.encoder.tokenizer),
+               "holdout_permille": c.holdout_permille,
                "world_size": self.world_size, "quota": self.quota,
                "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
                            for s in self.sources]}
@@ -446,30 +487,13 @@ class MMRSStream(IterableDataset):
     def _load(self, planned: PlannedBatch, epoch: int, step: int) -> dict[str, Any]:
         """The collated batch with "info"; samples whose image cannot be read are left out and counted."""
         skipped = Counter(planned.skipped)
-        if self.config.images:
-            kept, pixels = self._read_images(planned.samples, skipped)
-        else:
-            kept, pixels = list(planned.samples), None
-        if not kept:
+        batch = load_batch(planned.samples, self.model_config, self.config.images, self.pad_id, skipped)
+        if batch is None:
             return {"info": BatchInfo(epoch, step, 0, 0, 0, dict(skipped), planned.truncated)}
-        batch = collate(kept, pixels, self.pad_id)
         text = batch["input_ids"].numel()
         pad = text - int(batch["attention_mask"].sum())
-        batch["info"] = BatchInfo(epoch, step, len(kept), text, pad, dict(skipped), planned.truncated)
+        batch["info"] = BatchInfo(epoch, step, len(batch["ids"]), text, pad, dict(skipped), planned.truncated)
         return batch
-
-    def _read_images(self, samples: list[Sample], skipped: Counter[str]) -> tuple[list[Sample], list[torch.Tensor]]:
-        """Decode and preprocess each sample's image; unreadable ones are left out and counted in `skipped`."""
-        kept, pixels = [], []
-        for sample in samples:
-            try:
-                pixels.append(preprocess(load_record_image(sample.image_root, sample.image), self.model_config))
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
-                logger.warning("skipping record %s: %s %s (%s)", sample.id, UNREADABLE_IMAGE, sample.image, error)
-                skipped[UNREADABLE_IMAGE] += 1
-                continue
-            kept.append(sample)
-        return kept, pixels
 
     def record(self, info: BatchInfo) -> None:
         """Called as a batch reaches the consumer: count it and move the position past it."""
@@ -525,6 +549,43 @@ class StreamLoader(DataLoader):
         self.stream.load_state_dict(state_dict)
 
 
+# --- validation on held-out records ------------------------------------------------------------------------
+def held_out_samples(sources: list[Source], config: DataConfig, model_config: EarthGPTConfig,
+                     tokenizer: PreTrainedTokenizerBase) -> list[Sample]:
+    """Up to `config.val_samples` held-out samples (see `held_out`), each source's share by its size, taken
+    in shard order (a source is read until its share is found, or to its end)."""
+    encoder = _Encoder(tokenizer, model_config.max_text_tokens, config.tasks, config.holdout_permille, held_out=True)
+    total = sum(s.size for s in sources)
+    samples: list[Sample] = []
+    tally = _Tally()
+    for source in sources:
+        share = max(1, round(config.val_samples * source.size / total))
+        found = (sample for url in source.shard_urls for line in _lines(url)
+                 if (sample := encoder(line, source.image_root, tally)) is not None)
+        samples += islice(found, share)
+    return samples
+
+
+class HeldOutBatches(IterableDataset):
+    """The validation batches: held-out samples sorted by length, the same batches every time."""
+
+    def __init__(self, samples: list[Sample], config: DataConfig, model_config: EarthGPTConfig, pad_id: int):
+        ordered = sorted(samples, key=lambda s: (len(s.input_ids), s.id))
+        self.batches = [ordered[i:i + config.batch_size] for i in range(0, len(ordered), config.batch_size)]
+        self.model_config, self.images, self.pad_id = model_config, config.images, pad_id
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker, workers = _worker_share()
+        for i, samples in enumerate(self.batches):
+            if i % workers == worker:
+                batch = load_batch(samples, self.model_config, self.images, self.pad_id, Counter())
+                if batch is not None:
+                    yield batch
+
+
 # --- Lightning -----------------------------------------------------------------------------------------------
 class MMRSDataModule(L.LightningDataModule):
     """Training and validation batches over MMRS shards for both training stages.
@@ -542,6 +603,7 @@ class MMRSDataModule(L.LightningDataModule):
         self.tokenizer = tokenizer
         self.train_stream: MMRSStream | None = None
         self.val_stream: MMRSStream | None = None
+        self.held_out: HeldOutBatches | None = None
         self._saved_state: dict[str, Any] | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -552,6 +614,13 @@ class MMRSDataModule(L.LightningDataModule):
         self.train_stream = self._stream(self.config.train_splits, self.config.weights, rank, world_size, True)
         if self.config.val_splits:
             self.val_stream = self._stream(self.config.val_splits, None, rank, world_size, False)
+        if self.config.holdout_permille:
+            samples = held_out_samples(self.train_stream.sources, self.config, self.model_config, self.tokenizer)
+            if samples:
+                self.held_out = HeldOutBatches(samples, self.config, self.model_config, self.tokenizer.pad_token_id)
+            else:
+                logger.warning("no held-out records (holdout_permille=%d): no validation loss",
+                               self.config.holdout_permille)
         if self._saved_state is not None:
             self.train_stream.load_state_dict(self._saved_state)
             self._saved_state = None
@@ -564,8 +633,10 @@ class MMRSDataModule(L.LightningDataModule):
     def train_dataloader(self) -> StreamLoader:
         return StreamLoader(self._train(), self.config.num_workers)
 
-    def val_dataloader(self) -> StreamLoader | list:
-        """The held-out splits, the same batches every time; [] (no validation) without `val_splits`."""
+    def val_dataloader(self) -> StreamLoader | DataLoader | list:
+        """The held-out records or splits, the same batches every time; [] (no validation) without either."""
+        if self.held_out is not None:
+            return DataLoader(self.held_out, batch_size=None, num_workers=self.config.num_workers)
         if self.val_stream is None:
             self._train()  # raises before setup()
             return []

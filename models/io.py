@@ -10,20 +10,46 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import posixpath
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import fsspec
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import ConvNextConfig, ConvNextModel, Dinov2Config, Dinov2Model, LlamaConfig, LlamaForCausalLM
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
+from mmrs.storage import is_local_fs
 from models.config import EarthGPTConfig
 from models.earthgpt import EarthGPT
 from models.tokenization import load_tokenizer, save_tokenizer
 from models.vision import VisualPerception
 from models.weights import localize
+
+
+@contextlib.contextmanager
+def writable_folder(url: str | Path) -> Iterator[Path]:
+    """A local folder to write `url`'s files into: `url` itself when local; else a temporary folder whose
+    files replace those under `url` when the block ends without error."""
+    fs, path = fsspec.core.url_to_fs(str(url))
+    if is_local_fs(fs):
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        yield Path(scratch)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        fs.makedirs(path, exist_ok=True)
+        for name in sorted(os.listdir(scratch)):
+            fs.put_file(os.path.join(scratch, name), posixpath.join(path, name))
 
 
 def save_model(model: EarthGPT, tokenizer, folder: str | Path) -> Path:

@@ -3,15 +3,14 @@
 One MLflow run per stage: parameters, per-step loss and learning rate, system metrics, checkpoints and the
 saved model folder as artifacts, tags for the data version, git commit and Dagster run id. Checkpoints are
 written every `checkpoint_every` steps and at the end (`last.ckpt`); a run started again with the same
-output folder resumes from `last.ckpt` (model, optimiser, schedule and data position), so a killed run
-loses at most the steps since the last checkpoint.
+checkpoint folder resumes from `last.ckpt` (model, optimiser, schedule and data position), so a killed run
+loses at most the steps since the last checkpoint. Folders may be local or on an object store (s3://):
+Lightning writes and reads checkpoints through fsspec.
 
 Which run a checkpoint folder belongs to: `StageConfig.run_key` (see `run_key`: the stage's settings, its
 data and the weights it starts from). With a key, only checkpoints of the same key are resumed; another
 key's folder is moved to `checkpoints.superseded` (one generation kept) and training starts afresh, so a
 pipeline that changed its data, settings or the previous stage retrains instead of resuming a stale run.
-Code is not part of the key (the git commit is a tag of the MLflow run): delete the folder to retrain
-after a code change.
 """
 
 from __future__ import annotations
@@ -21,28 +20,31 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import subprocess
-from collections.abc import Mapping
+import posixpath
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import fsspec
 import lightning as L
 import mlflow
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
+from mmrs.storage import is_local_fs
 from models.earthgpt import EarthGPT
-from models.io import save_model
+from models.io import save_model, writable_folder
+from models.tracking import TrackingSettings, experiment_id, git_commit
 from models.training import EarthGPTModule, OptimConfig
 
 
 @dataclass
 class StageConfig:
-    stage: str  # stage2 | stage3
-    out_dir: str  # checkpoints/ and model/ are written here
+    stage: str  # text | stage2 | stage3
+    checkpoint_dir: str  # Lightning checkpoints, local or s3:// (see models.layout)
+    model_dir: str  # where the trained model folder is saved, local or s3://
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoint_every: int = 50
     val_every: int | None = None  # validation every N steps (None: only when the datamodule has val data)
@@ -52,55 +54,38 @@ class StageConfig:
 
 
 @dataclass
-class TrackingConfig:
-    uri: str  # e.g. sqlite:///.state/mlflow/mlflow.db
-    experiment: str = "earthgpt"
-    artifact_location: str | None = None  # for a new experiment; None: MLflow's default next to the store
-    tags: dict[str, str] = field(default_factory=dict)  # data version, dagster run id, ...
-
-
-@dataclass
 class StageResult:
     run_id: str
-    model_dir: Path
-    checkpoint_dir: Path
+    model_dir: str
+    checkpoint_dir: str
     losses: list[float]
     trainable: list[str]
     steps: int
     resumed: bool = False  # continued from a checkpoint of the same run (see StageConfig.run_key)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean held-out loss)
 
 
 class LossHistory(Callback):
-    """Keeps every training loss (for checks and the loss-curve metadata)."""
+    """Keeps every training loss and each validation loss (for checks and the loss-curve metadata)."""
 
     def __init__(self) -> None:
         self.losses: list[float] = []
+        self.val_losses: list[tuple[int, float]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.losses.append(float(loss.detach()))
 
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _experiment_id(tracking: TrackingConfig) -> str:
-    mlflow.set_tracking_uri(tracking.uri)
-    existing = mlflow.get_experiment_by_name(tracking.experiment)
-    if existing is not None:
-        return existing.experiment_id
-    return mlflow.create_experiment(tracking.experiment, artifact_location=tracking.artifact_location)
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if "val/loss" in trainer.callback_metrics:
+            self.val_losses.append((trainer.global_step, float(trainer.callback_metrics["val/loss"])))
 
 
 def _flat_params(config: StageConfig) -> dict[str, Any]:
     params = {f"optim.{k}": v for k, v in dataclasses.asdict(config.optim).items()}
     params |= {f"trainer.{k}": v for k, v in config.trainer.items()}
-    return params | {"stage": config.stage, "checkpoint_every": config.checkpoint_every, "seed": config.seed}
+    return params | {"stage": config.stage, "checkpoint_every": config.checkpoint_every, "seed": config.seed,
+                     "val_every": config.val_every}
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -116,7 +101,7 @@ def run_key(config: StageConfig, model: torch.nn.Module, data: Mapping[str, Any]
     """Identity of a stage run: what decides its result. The optimiser and trainer settings, the seed, the
     data (`data`: the caller's description, e.g. the data config and the corpus content hash), the model's
     config and its starting weights. Not the output folder or the checkpoint interval."""
-    settings = _flat_params(config) | {"checkpoint_every": None}
+    settings = _flat_params(config) | {"checkpoint_every": None, "val_every": None}
     architecture = getattr(model, "config", None)
     identity = {"settings": _stable(settings), "data": _stable(data), "weights": weights_digest(model),
                 "model": _stable(dataclasses.asdict(architecture)) if dataclasses.is_dataclass(architecture) else None}
@@ -135,66 +120,81 @@ def _stable(value: Any) -> Any:
             "config": _stable(getattr(value, "config", None))}
 
 
-def _checkpoint_to_resume(checkpoints: Path, key: str | None) -> Path | None:
+def _checkpoint_to_resume(checkpoints: str, key: str | None) -> str | None:
     """last.ckpt if it belongs to this run. Checkpoints of another run key (or of no recorded key, when this
     run has one) are moved to `checkpoints.superseded`, replacing an older generation there. The key of the
     checkpoints is kept beside them, in `checkpoints.run_key` (Lightning wants the folder to itself). Only
     rank 0 moves and writes (torchrun starts every rank here); the others decide the same way, read-only."""
-    last = checkpoints / "last.ckpt"
-    key_file = checkpoints.with_name("checkpoints.run_key")
+    fs, folder = fsspec.core.url_to_fs(checkpoints)
+    last = posixpath.join(folder, "last.ckpt")
+    key_file = folder.rstrip("/") + ".run_key"
     writer = int(os.environ.get("RANK", "0")) == 0
     if key is None:  # an unkeyed run: what it writes belongs to no key
-        if writer:
-            key_file.unlink(missing_ok=True)
-        return last if last.exists() else None
-    saved = key_file.read_text().strip() if key_file.exists() else None
-    if last.exists() and saved == key:
-        return last
+        if writer and fs.exists(key_file):
+            fs.rm(key_file)
+        return _url(checkpoints, last) if fs.exists(last) else None
+    saved = fs.cat_file(key_file).decode().strip() if fs.exists(key_file) else None
+    if fs.exists(last) and saved == key:
+        return _url(checkpoints, last)
     if writer:
-        if checkpoints.exists() and any(checkpoints.iterdir()):
-            superseded = checkpoints.with_name("checkpoints.superseded")
-            shutil.rmtree(superseded, ignore_errors=True)
-            checkpoints.rename(superseded)
-            (superseded / "superseded_run_key").write_text(f"{saved or 'none'}\n")
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(key + "\n")
+        if fs.exists(folder) and fs.ls(folder):
+            superseded = folder.rstrip("/") + ".superseded"
+            if fs.exists(superseded):
+                fs.rm(superseded, recursive=True)
+            fs.mv(folder, superseded, recursive=True)
+            fs.pipe_file(posixpath.join(superseded, "superseded_run_key"), f"{saved or 'none'}\n".encode())
+        fs.makedirs(posixpath.dirname(key_file), exist_ok=True)
+        fs.pipe_file(key_file, (key + "\n").encode())
     return None
 
 
+def _url(reference: str, path: str) -> str:
+    """`path` of the filesystem of the URL `reference`, as a URL again (a plain path when local)."""
+    protocol, sep, _ = reference.partition("://")
+    return f"{protocol}://{path}" if sep and protocol != "file" else path
+
+
 def train_stage(model: EarthGPT, tokenizer, datamodule: L.LightningDataModule, config: StageConfig,
-                tracking: TrackingConfig, callbacks: list[Callback] | None = None) -> StageResult:
+                tracking: TrackingSettings, tags: Mapping[str, str] | None = None,
+                callbacks: list[Callback] | None = None,
+                on_run_start: Callable[[str], None] | None = None) -> StageResult:
     """Train `model` for `config.optim.max_steps` steps of `config.stage`; resume if a checkpoint of this
-    run exists (see the module notes)."""
+    run exists (see the module notes). `on_run_start(run_id)` runs inside the new MLflow run (extra params,
+    artifacts, dataset inputs)."""
     L.seed_everything(config.seed, workers=True, verbose=False)
-    out = Path(config.out_dir)
-    checkpoints = out / "checkpoints"
-    resume = _checkpoint_to_resume(checkpoints, config.run_key)
+    resume = _checkpoint_to_resume(config.checkpoint_dir, config.run_key)
     module = EarthGPTModule(model, config.stage, config.optim)
     history = LossHistory()
-    tags = {"stage": config.stage, "git_commit": git_commit(), "run_key": config.run_key or "none",
-            "resumed": str(resume is not None).lower(), **tracking.tags}
-    experiment_id = _experiment_id(tracking)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=config.stage, tags=tags,
-                          log_system_metrics=True) as run:
+    run_tags = {"stage": config.stage, "git_commit": git_commit(), "run_key": config.run_key or "none",
+                "resumed": str(resume is not None).lower(), "checkpoints": config.checkpoint_dir, **(tags or {})}
+    local_checkpoints = is_local_fs(fsspec.core.url_to_fs(config.checkpoint_dir)[0])
+    with mlflow.start_run(experiment_id=experiment_id(tracking), run_name=config.stage, tags=run_tags,
+                          log_system_metrics=True) as run, tempfile.TemporaryDirectory() as scratch:
         mlflow.log_params(_flat_params(config) | {"trainable_tensors": len(module.trainable_names),
                                                   "trainable_parameters": sum(
                                                       p.numel() for p in model.parameters() if p.requires_grad)})
+        if on_run_start is not None:
+            on_run_start(run.info.run_id)
         logger = MLFlowLogger(tracking_uri=tracking.uri, run_id=run.info.run_id)
         trainer = L.Trainer(
-            max_steps=config.optim.max_steps, logger=logger, log_every_n_steps=1, default_root_dir=str(out),
-            callbacks=[ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=config.checkpoint_every,
+            max_steps=config.optim.max_steps, logger=logger, log_every_n_steps=1,
+            default_root_dir=config.checkpoint_dir if local_checkpoints else scratch,
+            callbacks=[ModelCheckpoint(dirpath=config.checkpoint_dir, every_n_train_steps=config.checkpoint_every,
                                        save_last=True, save_top_k=-1, filename="step-{step}"), history,
                        *(callbacks or [])],
             enable_model_summary=False, deterministic=True, num_sanity_val_steps=0,
             val_check_interval=config.val_every, check_val_every_n_epoch=None if config.val_every else 1,
             **({"accelerator": "cpu"} | config.trainer),
         )
-        trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else str(resume))
-        model_dir = save_model(model, tokenizer, out / "model")
-        mlflow.log_artifacts(str(checkpoints), artifact_path="checkpoints")
-        mlflow.log_artifacts(str(model_dir), artifact_path="model")
-    return StageResult(run.info.run_id, model_dir, checkpoints, history.losses, module.trainable_names,
-                       trainer.global_step, resumed=resume is not None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        with writable_folder(config.model_dir) as folder:
+            save_model(model, tokenizer, folder)
+            mlflow.log_artifacts(str(folder), artifact_path="model")
+        if local_checkpoints:
+            mlflow.log_artifacts(config.checkpoint_dir, artifact_path="checkpoints")
+    return StageResult(run.info.run_id, config.model_dir, config.checkpoint_dir, history.losses,
+                       module.trainable_names, trainer.global_step, resumed=resume is not None,
+                       val_losses=history.val_losses)
 
 
 def losses_fell(losses: list[float], window: int = 10) -> bool:

@@ -20,7 +20,8 @@ class MissingWeightsError(FileNotFoundError):
 
 def localize(path: str, what: str) -> Path:
     """A local directory holding `path`'s files: local paths are checked, `s3://...` folders are copied
-    once into the cache (keyed by URI). `what` names the weights in the error message."""
+    once into the cache, keyed by the URI and its listing (names, sizes, ETags or modification times), so a
+    folder written again at the same URI is copied again. `what` names the weights in the error message."""
     if "://" not in path:
         local = Path(path).expanduser()
         if not local.exists():
@@ -29,7 +30,7 @@ def localize(path: str, what: str) -> Path:
     fs, root = fsspec.core.url_to_fs(path)
     if not fs.exists(root):
         raise MissingWeightsError(f"{what} weights not found: {path} does not exist")
-    target = cache_dir() / hashlib.sha256(path.encode()).hexdigest()[:16]
+    target = cache_dir() / hashlib.sha256(f"{path}\n{_listing(fs, root)}".encode()).hexdigest()[:16]
     if not (target / ".complete").exists():
         target.mkdir(parents=True, exist_ok=True)
         if fs.isdir(root):
@@ -38,3 +39,10 @@ def localize(path: str, what: str) -> Path:
             fs.get(root, str(target / Path(root).name))
         (target / ".complete").touch()
     return target if fs.isdir(root) else target / Path(root).name
+
+
+def _listing(fs, root: str) -> str:
+    """One line per file under `root` (or of `root`): name, size, ETag or modification time."""
+    entries = fs.find(root, detail=True) if fs.isdir(root) else {root: fs.info(root)}
+    return "\n".join(f"{name} {info.get('size')} {info.get('ETag') or info.get('LastModified') or info.get('mtime')}"
+                     for name, info in sorted(entries.items()))

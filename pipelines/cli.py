@@ -101,6 +101,64 @@ def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_settings(args: argparse.Namespace):
+    from pipelines.settings import load_settings, parse_override
+
+    return load_settings(args.profile, dict(parse_override(item) for item in args.set or []))
+
+
+def _settings(args: argparse.Namespace) -> int:
+    import yaml
+
+    from pipelines.settings import settings_document
+
+    print(yaml.safe_dump(settings_document(_load_settings(args)), sort_keys=False), end="")
+    return 0
+
+
+def _sources(args: argparse.Namespace) -> int:
+    from mmrs.registry import SOURCES
+    from mmrs.shards import join
+
+    settings = _load_settings(args)
+    enabled = set(settings.mmrs.enabled)
+    rows = [("source", "in profile", "modality", "tasks", "release folder")]
+    for name, spec in SOURCES.items():
+        root = settings.storage.raw_roots.get(name) or join(settings.storage.raw, spec.release_folder)
+        rows.append((name, "yes" if name in enabled else "no", spec.modality, ", ".join(spec.tasks), root))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from mmrs.storage import SourceRoot
+    from models.stages import TrainingContext, register_model, run_stage, train_tokenizer
+
+    settings = _load_settings(args)
+    layout = settings.storage.model_layout()
+    ctx = TrainingContext(settings.train, layout, settings.storage.mmrs, settings.mlflow, settings.compute,
+                          tags={"launched_by": "earthgpt train"})
+    if args.stage == "text" and not settings.train.trains_text:
+        print("error: the paper preset has no text stage (it starts from LLaMA-2)", file=sys.stderr)
+        return 2
+    if not SourceRoot(layout.tokenizer).exists("tokenizer_config.json"):
+        print(f"training the tokenizer first -> {layout.tokenizer}", file=sys.stderr)
+        train_tokenizer(ctx)
+    outcome = run_stage(ctx, args.stage)
+    summary = {"stage": outcome.stage, "run_id": outcome.run_id, "run_key": outcome.run_key,
+               "steps": outcome.steps, "reused": outcome.reused, "resumed": outcome.resumed,
+               "loss_last": outcome.losses[-1] if outcome.losses else None, "model_dir": outcome.model_dir}
+    if args.stage == "stage3":
+        registration = register_model(ctx, outcome)
+        summary["registered_model"] = f"{registration['registered_model']} v{registration['version']}"
+    print(json.dumps(summary))
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -134,6 +192,27 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--quiet", action="store_true", help="no progress bar")
     convert.set_defaults(func=_convert)
 
+    settings_options = argparse.ArgumentParser(add_help=False)
+    settings_options.add_argument("--profile", help="params.yaml profile (default: $EARTHGPT_PROFILE, else the "
+                                                     "file's `profile`)")
+    settings_options.add_argument("--set", action="append", metavar="KEY=VALUE",
+                                  help="override one setting, e.g. --set train.stage3.lr=0.02 (repeatable; the "
+                                       "value is read as YAML)")
+
+    train = commands.add_parser("train", parents=[settings_options],
+                                help="train one stage with the profile's settings (what the Dagster assets run)")
+    train.add_argument("--stage", required=True, choices=["text", "stage2", "stage3"],
+                       help="text: the tiny preset's LLM stand-in; stage2: alignment; stage3: instruction tuning")
+    train.set_defaults(func=_train)
+
+    sources = commands.add_parser("sources", parents=[settings_options],
+                                  help="the registered sources: modality, tasks, release folder, in the profile?")
+    sources.set_defaults(func=_sources)
+
+    show = commands.add_parser("settings", parents=[settings_options],
+                               help="print the resolved settings of a profile (YAML)")
+    show.set_defaults(func=_settings)
+
     chat = commands.add_parser("chat", help="talk with a trained model about one image (multi-turn)")
     chat.add_argument("--model", required=True, help="saved model folder (local or s3://)")
     chat.add_argument("--image", required=True, help="image file (RGB, single-channel or 16-bit TIFF)")
@@ -145,8 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mmrs.settings import SettingsError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

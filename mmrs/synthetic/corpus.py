@@ -10,9 +10,22 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from mmrs.synthetic.samples import SyntheticDataset, WriteReport, iter_samples
+
+
+@dataclass(frozen=True)
+class SampleCorpusSettings:
+    """params.yaml `sample_corpus`: same seed, same bytes; `scale` multiplies every dataset's image count."""
+
+    seed: int = 0
+    scale: int = 1
+
+    def __post_init__(self) -> None:
+        if self.scale < 1:
+            raise ValueError(f"scale must be >= 1, got {self.scale}")
 
 
 def _writer(ref: str):

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from models.io import save_model
-from models.mlflow_logging import log_earthgpt_model
+from models.tracking import log_earthgpt_model
 
 
 def _png_b64(seed: int) -> str:

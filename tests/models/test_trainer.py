@@ -15,9 +15,9 @@ from models.data import DataConfig, MMRSDataModule
 from models.earthgpt import EarthGPT
 from models.io import load_model
 from models.tokenization import train_bpe_tokenizer
+from models.tracking import TrackingSettings
 from models.trainer import (
     StageConfig,
-    TrackingConfig,
     all_finite,
     losses_fell,
     run_key,
@@ -67,13 +67,14 @@ class StopAt(L.Callback):
 
 def _run(tmp_path, corpus, tok, out, callbacks=None, keyed=False, data_version="v1", model=None):
     model = model or _model(tok)
-    config = StageConfig("stage2", str(tmp_path / out), OptimConfig(lr=3e-3, warmup_steps=2, max_steps=6),
-                         checkpoint_every=3)
+    config = StageConfig("stage2", str(tmp_path / out / "checkpoints"), str(tmp_path / out / "model"),
+                         OptimConfig(lr=3e-3, warmup_steps=2, max_steps=6), checkpoint_every=3)
     if keyed:
         config.run_key = run_key(config, model, {"corpus": data_version})
-    tracking = TrackingConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="test",
-                              artifact_location=str(tmp_path / "artifacts"), tags={"data_version": "abc"})
-    return model, train_stage(model, tok, _datamodule(corpus, tok, model), config, tracking, callbacks)
+    tracking = TrackingSettings(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="test",
+                                artifacts=str(tmp_path / "artifacts"))
+    return model, train_stage(model, tok, _datamodule(corpus, tok, model), config, tracking,
+                              tags={"data_version": "abc"}, callbacks=callbacks)
 
 
 @pytest.mark.parametrize("keyed", [False, True])
@@ -142,9 +143,10 @@ def test_a_run_of_other_data_or_starting_weights_trains_afresh(tmp_path, corpus,
 
 def test_run_key_is_what_decides_the_result(tok):
     model = _model(tok)
-    base = StageConfig("stage2", "/a", OptimConfig(lr=1e-3, max_steps=10), checkpoint_every=5)
+    base = StageConfig("stage2", "/a/checkpoints", "/a/model", OptimConfig(lr=1e-3, max_steps=10), checkpoint_every=5)
     key = run_key(base, model, {"corpus": "h1"})
-    assert key == run_key(dataclasses.replace(base, out_dir="/b", checkpoint_every=2), _model(tok), {"corpus": "h1"})
+    elsewhere = dataclasses.replace(base, checkpoint_dir="/b", model_dir="/c", checkpoint_every=2)
+    assert key == run_key(elsewhere, _model(tok), {"corpus": "h1"})
     assert key != run_key(base, model, {"corpus": "h2"})
     assert key != run_key(dataclasses.replace(base, optim=OptimConfig(lr=2e-3, max_steps=10)), model, {"corpus": "h1"})
     assert key != run_key(dataclasses.replace(base, seed=1), model, {"corpus": "h1"})
@@ -163,7 +165,7 @@ class _Strategy:
 def test_run_key_describes_strategy_objects_by_class_and_config(tok):
     """A DeepSpeedStrategy object in the trainer kwargs: the same key in every process (no object address)."""
     model = _model(tok)
-    one = StageConfig("stage3", "/a", trainer={"strategy": _Strategy({"zero_optimization": {"stage": 2}})})
-    two = StageConfig("stage3", "/a", trainer={"strategy": _Strategy({"zero_optimization": {"stage": 2}})})
-    three = StageConfig("stage3", "/a", trainer={"strategy": _Strategy({"zero_optimization": {"stage": 3}})})
+    one = StageConfig("stage3", "/a", "/m", trainer={"strategy": _Strategy({"zero_optimization": {"stage": 2}})})
+    two = StageConfig("stage3", "/a", "/m", trainer={"strategy": _Strategy({"zero_optimization": {"stage": 2}})})
+    three = StageConfig("stage3", "/a", "/m", trainer={"strategy": _Strategy({"zero_optimization": {"stage": 3}})})
     assert run_key(one, model, {}) == run_key(two, model, {}) != run_key(three, model, {})

@@ -7,12 +7,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.evaluation import ACTIVE
-from assets.sample_corpus import SAMPLE_ASSETS
-from mmrs.synthetic.corpus import DATASETS
+from assets.mmrs import build_mmrs_assets
+from assets.sample_corpus import build_sample_assets
+from mmrs.build import ConversionSettings
+from mmrs.synthetic.corpus import DATASETS, SampleCorpusSettings
 from pipelines.definitions import defs
 
 REPO = Path(__file__).resolve().parents[2]
+SAMPLE_ASSETS = build_sample_assets(SampleCorpusSettings(scale=1))
 
 
 def test_one_sample_asset_per_dataset_and_the_job_selects_them_all():
@@ -22,25 +24,35 @@ def test_one_sample_asset_per_dataset_and_the_job_selects_them_all():
     assert len(job.asset_layer.executable_asset_keys) == len(DATASETS)
 
 
-def test_materialize_in_process_reports_metadata_and_passing_checks(tmp_path):
+def test_materialize_in_process_reports_metadata_and_passing_checks(resources):
     asset = next(a for a in SAMPLE_ASSETS if a.key.to_user_string() == "sample/rsicd")
-    result = dg.materialize([asset], run_config={"ops": {"sample__rsicd": {"config": {"out": str(tmp_path),
-                                                                                     "scale": 1}}}})
+    result = dg.materialize([asset], resources=resources)
     assert result.success
     (mat,) = result.get_asset_materialization_events()
     meta = mat.materialization.metadata
     assert meta["images"].value == 60 and meta["annotation_records"].value > 60
+    assert "scale: 1" in meta["settings"].value
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {"splits_complete", "annotated"}
     assert all(c.passed for c in checks)
 
 
+def test_every_asset_and_check_has_a_description():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).description, key.to_user_string()
+    for spec in graph.asset_check_keys:
+        assert defs.resolve_assets_def(spec.asset_key).get_spec_for_check_key(spec).description, spec
+
+
 @pytest.mark.slow
 def test_dagster_cli_materializes_a_selected_asset(tmp_path):
-    """What CI and scripts run: `dagster asset materialize -m pipelines.definitions --select ...`."""
+    """What CI and scripts run: `dagster asset materialize -m pipelines.definitions --select ...`, with the
+    storage resource and the asset's settings overridden in the run config."""
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
     (tmp_path / "home").mkdir()
-    config = {"ops": {"sample__nasc_tg2": {"config": {"out": str(tmp_path / "data"), "scale": 1}}}}
+    config = {"resources": {"storage": {"config": {"sample": str(tmp_path / "data")}}},
+              "ops": {"sample__nasc_tg2": {"config": {"scale": 1}}}}
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
          "--select", "sample/nasc_tg2", "--config-json", json.dumps(config)],
@@ -51,31 +63,10 @@ def test_dagster_cli_materializes_a_selected_asset(tmp_path):
     assert len(list((tmp_path / "data" / "NaSC-TG2").rglob("*.jpg"))) == 25
 
 
-def _demo_run_config(tmp_path, names, merge=True):
-    ops = {}
-    for name in names:
-        ops[f"sample__{name}"] = {"config": {"out": str(tmp_path / "sample"), "scale": 1}}  # the demo's is 8
-        ops[f"raw__{name}"] = {"config": {"raw_parent": str(tmp_path / "sample"), "out": str(tmp_path / "mmrs")}}
-        ops[f"mmrs__{name}"] = {"config": {"raw_parent": str(tmp_path / "sample"), "out": str(tmp_path / "mmrs")}}
-    if merge:
-        ops["mmrs_1m"] = {"config": {"out": str(tmp_path / "mmrs")}}
-        training = {"out": str(tmp_path / "models"), "mmrs_out": str(tmp_path / "mmrs"),
-                    "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifacts": str(tmp_path / "artifacts"),
-                    "max_steps_text": 20, "max_steps_stage2": 20, "max_steps_stage3": 20}
-        ops |= {name: {"config": training}
-                for name in ("tokenizer", "pretrained_llm", "aligned_model", "earthgpt_model")}
-        evaluation = {"model_dir": str(tmp_path / "models" / "stage3" / "model"), "mmrs_out": str(tmp_path / "mmrs"),
-                      "out": str(tmp_path / "eval")}
-        ops |= {f"eval__{b.name}": {"config": evaluation} for b in ACTIVE}
-        ops["evaluation_report"] = {"config": evaluation}
-    return {"ops": ops}
-
-
-def test_raw_and_mmrs_assets_convert_a_source_with_passing_checks(tmp_path):
-    from assets.mmrs import MMRS_ASSETS, RAW_ASSETS
-
-    pick = [a for a in [*SAMPLE_ASSETS, *RAW_ASSETS, *MMRS_ASSETS] if a.key.path[-1] == "dior_rsvg"]
-    result = dg.materialize(pick, run_config=_demo_run_config(tmp_path, ["dior_rsvg"], merge=False))
+def test_raw_and_mmrs_assets_convert_a_source_with_passing_checks(resources):
+    converted = build_mmrs_assets(["dior_rsvg"], ConversionSettings(), fed_by_sample_corpus=True)
+    pick = [a for a in [*SAMPLE_ASSETS, *converted] if a.key.path[-1] == "dior_rsvg"]
+    result = dg.materialize(pick, resources=resources)
     assert result.success
     events = {e.asset_key.to_user_string(): e.materialization.metadata
               for e in result.get_asset_materialization_events()}
@@ -89,36 +80,33 @@ def test_raw_and_mmrs_assets_convert_a_source_with_passing_checks(tmp_path):
                       "splits_complete": True, "annotated": True}
 
 
-def test_missing_raw_release_fails_clearly(tmp_path):
-    from assets.mmrs import RAW_ASSETS
+def test_a_run_overrides_a_conversion_threshold(resources):
+    """The launchpad's run config reaches the asset and its check."""
+    converted = build_mmrs_assets(["hit_uav"], ConversionSettings(), fed_by_sample_corpus=True)
+    pick = [a for a in [*SAMPLE_ASSETS, *converted] if a.key.path[-1] == "hit_uav"]
+    result = dg.materialize(pick, resources=resources,
+                            run_config={"ops": {"mmrs__hit_uav": {"config": {"max_quarantine_rate": 0.0}}}})
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "quarantine_rate")
+    assert check.metadata["limit"].value == 0.0 and check.passed == (check.metadata["rate"].value == 0)
+    meta = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                if e.asset_key.to_user_string() == "mmrs/hit_uav")
+    assert "max_quarantine_rate: 0.0" in meta["settings"].value
 
-    asset = next(a for a in RAW_ASSETS if a.key.path[-1] == "dota")
-    result = dg.materialize([asset], run_config={"ops": {"raw__dota": {"config": {"raw_parent": str(tmp_path)}}}},
-                            raise_on_error=False)
+
+def test_a_misspelt_run_config_key_is_refused(resources):
+    converted = build_mmrs_assets(["hit_uav"], ConversionSettings(), fed_by_sample_corpus=True)
+    asset = next(a for a in converted if a.key.to_user_string() == "mmrs/hit_uav")
+    with pytest.raises(dg.DagsterInvalidConfigError, match="max_quarantine_rat"):
+        dg.materialize([asset], resources=resources,
+                       run_config={"ops": {"mmrs__hit_uav": {"config": {"max_quarantine_rat": 0.5}}}})
+
+
+def test_missing_raw_release_fails_clearly(resources):
+    asset = next(a for a in build_mmrs_assets(["dota"], ConversionSettings(), False) if a.key.path[0] == "raw")
+    result = dg.materialize([asset], resources=resources, raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "DOTA release folder not found" in failure.event_specific_data.error.to_string()
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1500)
-def test_the_whole_demo_graph_materializes_from_the_cli(tmp_path):
-    """`dagster asset materialize --select '*'`: every asset of the demo profile, every check evaluated."""
-    from assets.mmrs import ENABLED
-
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
-    (tmp_path / "home").mkdir()
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
-         "--select", "*", "--config-json", json.dumps(_demo_run_config(tmp_path, ENABLED))],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "RUN_SUCCESS" in proc.stderr + proc.stdout
-    stats = (tmp_path / "mmrs" / "mmrs_1m_stats.md").read_text()
-    assert "| DIOR-RSVG | grounding, region_caption | optical |" in stats
-    report = (tmp_path / "eval" / "report.md").read_text()
-    assert "## Table II" in report and "## Table VI" in report
 
 
 def test_the_paper_profile_loads_every_registered_source_without_the_sample_corpus():

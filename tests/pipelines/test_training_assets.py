@@ -1,71 +1,117 @@
-"""tokenizer -> aligned_model -> earthgpt_model -> eval/<benchmark> -> evaluation_report on a small converted
-corpus, a few training steps each."""
+"""tokenizer -> pretrained_llm -> aligned_model -> earthgpt_model -> eval/<benchmark> -> evaluation_report on a
+small converted corpus, a few training steps each; the assets and `earthgpt train` give the same model."""
 
 import json
 
 import dagster as dg
 import mlflow
+import pytest
+import torch
 
 from assets.evaluation import build_evaluation_assets
-from assets.training import TRAINING_ASSETS
+from assets.resources import resources_from_settings
+from assets.training import build_training_assets
 from evaluation.benchmarks import BENCHMARKS
 from mmrs.build import build_mmrs_1m, convert_source
 from mmrs.registry import SOURCES
 from mmrs.synthetic.corpus import DATASETS, generate_dataset
+from models.io import load_model
+from pipelines.cli import main
+from pipelines.settings import load_settings
+
+NAMES = ["rsicd", "nwpu_resisc45"]
+STEPS = {f"train.{stage}.{key}": value for stage in ("text", "stage2", "stage3")
+         for key, value in (("max_steps", 4), ("batch_size", 4), ("warmup_steps", 1), ("checkpoint_every", 2))}
 
 
-def test_training_assets_train_register_and_pass_their_checks(tmp_path):
-    names = ["rsicd", "nwpu_resisc45"]
-    for name in names:
-        generate_dataset(name, tmp_path / "raw")
-        convert_source(SOURCES[name], str(tmp_path / "raw" / DATASETS[name].folder), str(tmp_path / "mmrs"))
-    build_mmrs_1m(str(tmp_path / "mmrs"), names)
-    config = {"out": str(tmp_path / "models"), "mmrs_out": str(tmp_path / "mmrs"),
-              "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifacts": str(tmp_path / "artifacts"),
-              "experiment": "test", "registered_model": "earthgpt-test", "max_steps_text": 4, "max_steps_stage2": 4,
-              "max_steps_stage3": 4}
-    ops = {name: {"config": config} for name in ("tokenizer", "pretrained_llm", "aligned_model", "earthgpt_model")}
-    eval_config = {"model_dir": str(tmp_path / "models" / "stage3" / "model"), "mmrs_out": str(tmp_path / "mmrs"),
-                   "out": str(tmp_path / "eval"), "batch_size": 8}
-    ops |= {name: {"config": eval_config} for name in ("eval__nwpu_resisc45", "evaluation_report")}
-    evaluation = build_evaluation_assets([BENCHMARKS["nwpu_resisc45"]])
-    result = dg.materialize([*TRAINING_ASSETS, *evaluation], run_config={"ops": ops})
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    for name in NAMES:
+        generate_dataset(name, root / "sample")
+        convert_source(SOURCES[name], str(root / "sample" / DATASETS[name].folder), str(root / "mmrs"))
+    build_mmrs_1m(str(root / "mmrs"), NAMES)
+    return root
+
+
+def _overrides(root, corpus, **more):
+    return {**STEPS, "storage.mmrs": str(corpus / "mmrs"), "storage.models": str(root / "models"),
+            "storage.eval": str(root / "eval"), "mlflow.uri": f"sqlite:///{root / 'mlflow.db'}",
+            "mlflow.artifacts": str(root / "artifacts"), "mlflow.experiment": "test",
+            "mlflow.registered_model": "earthgpt-test", **more}
+
+
+def _materialize(root, corpus, run_config=None, with_evaluation=True):
+    """The training (and evaluation) assets with the resources Definitions would build from these settings."""
+    settings = load_settings("demo", _overrides(root, corpus))
+    assets = build_training_assets(settings.train)
+    if with_evaluation:
+        assets += build_evaluation_assets([BENCHMARKS["nwpu_resisc45"]], settings.evaluation.protocol)
+    resources = resources_from_settings(settings.storage, settings.mlflow, settings.compute)
+    result = dg.materialize(assets, resources=resources, run_config=run_config or {})
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
+    return result, meta, checks
+
+
+def test_training_assets_train_register_and_pass_their_checks(tmp_path, corpus):
+    result, meta, checks = _materialize(tmp_path, corpus)
     assert result.success
-    meta = {e.asset_key.to_user_string(): e.materialization.metadata
-            for e in result.get_asset_materialization_events()}
     assert meta["aligned_model"]["steps"].value == 4 and meta["earthgpt_model"]["steps"].value == 4
-    assert meta["pretrained_llm"]["trained_here"].value and meta["pretrained_llm"]["steps"].value == 4
+    assert meta["pretrained_llm"]["steps"].value == 4
     assert meta["earthgpt_model"]["trainable_tensors"].value == 28
     assert meta["earthgpt_model"]["registered_model"].value == "earthgpt-test v1"
-    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
-    assert checks[("aligned_model", "finite_losses")] and checks[("earthgpt_model", "reloads_and_generates")]
-    assert checks[("aligned_model", "reloads_and_generates")] and checks[("pretrained_llm", "finite_losses")]
+    assert "lr: 0.01" in meta["earthgpt_model"]["settings"].value
+    assert all(checks[(asset, name)] for asset in ("pretrained_llm", "aligned_model", "earthgpt_model")
+               for name in ("finite_losses", "loss_fell", "reloads_and_generates"))
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     version = mlflow.MlflowClient().get_model_version("earthgpt-test", "1")
     run = mlflow.get_run(version.run_id)
     assert run.data.tags["stage"] == "stage3" and len(run.data.tags["data_version"]) == 64
 
     # the evaluation scored every held-out image, logged to the stage-3 run, and promoted only on a pass
-    manifest = json.loads((tmp_path / "mmrs" / "nwpu_resisc45" / "manifest.json").read_text())
+    manifest = json.loads((corpus / "mmrs" / "nwpu_resisc45" / "manifest.json").read_text())
     assert meta["eval/nwpu_resisc45"]["samples"].value == manifest["counts"]["records"]["test"]["classification"]
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| Top-1 | 93.84 |" in report
-    assert "eval/nwpu_resisc45/Top-1" in run.data.metrics
+    assert "eval/nwpu_resisc45/Top-1" in mlflow.get_run(version.run_id).data.metrics
     passed = checks[("evaluation_report", "every_benchmark_beats_its_baseline")]
     assert meta["evaluation_report"]["promoted_to_champion"].value == passed
     aliases = mlflow.MlflowClient().get_registered_model("earthgpt-test").aliases
     assert ("champion" in aliases) == passed
 
+    # materialized again with unchanged inputs: the same runs and model version, the checks on their losses
+    again, meta2, checks2 = _materialize(tmp_path, corpus, with_evaluation=False)
+    assert again.success and all(checks2.values())
+    assert meta2["earthgpt_model"]["reused_completed_run"].value
+    assert meta2["earthgpt_model"]["mlflow_run_id"].value == meta["earthgpt_model"]["mlflow_run_id"].value
+    assert meta2["earthgpt_model"]["loss_last"].value == meta["earthgpt_model"]["loss_last"].value
+    assert meta2["earthgpt_model"]["registered_model"].value == "earthgpt-test v1"
+    client = mlflow.MlflowClient()
+    assert len(client.search_model_versions("name='earthgpt-test'")) == 1
+    assert len(client.search_runs([client.get_experiment_by_name("test").experiment_id])) == 3
 
-def test_a_new_model_is_the_same_in_every_process():
-    """The random init is seeded: two builds (as two separate runs would do) give identical weights."""
-    import torch
 
-    from assets.training import _build_model
-    from models.tokenization import train_bpe_tokenizer
+def test_a_launchpad_override_of_the_learning_rate_reaches_the_optimiser_and_mlflow(tmp_path, corpus):
+    run_config = {"ops": {"earthgpt_model": {"config": {"stage": {"lr": 0.0123}}}}}
+    result, meta, _ = _materialize(tmp_path, corpus, run_config, with_evaluation=False)
+    assert result.success and "lr: 0.0123" in meta["earthgpt_model"]["settings"].value
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(meta["earthgpt_model"]["mlflow_run_id"].value)
+    assert run.data.params["optim.lr"] == "0.0123" and run.data.params["settings.train.stage3.lr"] == "0.0123"
+    lrs = [m.value for m in client.get_metric_history(run.info.run_id, "train/lr")]
+    assert lrs[0] == pytest.approx(0.0123)  # the optimiser's own learning rate after a one-step warmup
 
-    tok = train_bpe_tokenizer(["Is there a plane in the image?", "yes", "no"] * 20, vocab_size=300)
-    first = _build_model(tok).state_dict()
-    torch.rand(7)  # whatever ran before must not matter
-    second = _build_model(tok).state_dict()
-    assert all(torch.equal(first[k], second[k]) for k in first)
+
+def test_the_cli_trains_the_same_model_as_the_assets(tmp_path, corpus, capsys):
+    result, meta, _ = _materialize(tmp_path / "dagster", corpus, with_evaluation=False)
+    assert result.success
+    sets = [f"{k}={v}" for k, v in _overrides(tmp_path / "cli", corpus).items()]
+    for stage in ("text", "stage2", "stage3"):
+        assert main(["train", "--stage", stage, "--profile", "demo", *[a for s in sets for a in ("--set", s)]]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["run_key"] == meta["earthgpt_model"]["run_key"].value
+    cli_model, _ = load_model(tmp_path / "cli" / "models" / "stage3" / "model")
+    asset_model, _ = load_model(tmp_path / "dagster" / "models" / "stage3" / "model")
+    for (name, a), (_, b) in zip(cli_model.state_dict().items(), asset_model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
