@@ -3,7 +3,7 @@
 For each corpus size: (1) parse only: run every reader over its release and count annotation records
 (class labels, captions, QA pairs, objects, referring expressions); (2) convert: the same plus
 normalisation, instructions, shards and manifests. Each runs in its own process (peak RSS is its own), both
-with the garbage-collector setting of conversion (mmrs.build.rare_gc_pauses).
+with the garbage-collector setting of conversion (mmrs.fastpath.rare_gc_pauses).
 Targets: >= 20,000 records/s on 2 cores, convert <= 1.5x parse, memory flat in corpus size.
 Tiling: DOTA scenes cut by mmrs.tiling (decode once, crop array views) against a straightforward
 crop-and-save baseline (reopen and crop per tile); outputs must be byte-identical.
@@ -28,7 +28,8 @@ RECORDS_PER_SCALE = 4_500  # annotation records of DATASETS at scale 1 (measured
 
 _CHILD = """
 import json, resource, sys, tempfile, time
-from mmrs.build import convert_source, rare_gc_pauses
+from mmrs.build import convert_source
+from mmrs.fastpath import rare_gc_pauses
 from mmrs.quarantine import Quarantine
 from mmrs.registry import SOURCES
 from mmrs.storage import SourceRoot

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 import posixpath
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +14,8 @@ import fsspec
 import numpy as np
 from PIL import Image
 
-from mmrs.convert import to_records_batch
+from mmrs.convert import to_records
+from mmrs.fastpath import rare_gc_pauses, to_records_batch
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
@@ -48,21 +47,6 @@ class ConversionSettings:
             raise ValueError(f"max_quarantine_rate must be in [0, 1], got {self.max_quarantine_rate}")
         if self.max_records_per_shard < 1:
             raise ValueError(f"max_records_per_shard must be >= 1, got {self.max_records_per_shard}")
-
-
-@contextlib.contextmanager
-def rare_gc_pauses(gen0_threshold: int = 50_000) -> Iterator[None]:
-    """Run the cyclic garbage collector 70x less often (gen-0 threshold 700 -> 50,000) inside the block.
-
-    Reading and converting allocate millions of short-lived containers but almost no reference cycles: on
-    the bench corpus, 36-40 full collections per run found 5-6 objects, and cost 14-15 % of the time. Peak
-    memory does not change (113 MiB either way). The previous thresholds come back on exit."""
-    previous = gc.get_threshold()
-    gc.set_threshold(gen0_threshold, *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
 
 
 def _image_size(root: SourceRoot, raw: RawSample) -> tuple[int, int]:
@@ -132,8 +116,8 @@ class _PendingImages:
     """Images (or tiles) of one chunk waiting for conversion: converted together, so that the box
     normalisation is vectorised over them; records and quarantine entries come in the images' order."""
 
-    def __init__(self, spec: SourceSpec, writer: ShardWriter, quarantine: Quarantine):
-        self.spec, self.writer, self.quarantine = spec, writer, quarantine
+    def __init__(self, spec: SourceSpec, writer: ShardWriter, quarantine: Quarantine, fast: bool = True):
+        self.spec, self.writer, self.quarantine, self.fast = spec, writer, quarantine, fast
         self.waiting: list[tuple[RawSample, int, int]] = []
         self.images: dict[str, int] = {}  # converted images per split
 
@@ -146,8 +130,11 @@ class _PendingImages:
         self.quarantine.skip(path, reason, detail)
 
     def flush(self) -> None:
-        for (sample, _, _), records in zip(self.waiting, to_records_batch(self.waiting, self.spec, self.quarantine),
-                                           strict=True):
+        if self.fast:
+            converted = to_records_batch(self.waiting, self.spec, self.quarantine)
+        else:
+            converted = [to_records(raw, self.spec, w, h, self.quarantine) for raw, w, h in self.waiting]
+        for (sample, _, _), records in zip(self.waiting, converted, strict=True):
             for record in records:
                 self.writer.write(record)
             self.images[sample.split] = self.images.get(sample.split, 0) + 1
@@ -155,10 +142,11 @@ class _PendingImages:
 
 
 def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progress | None = None,
-                   max_records: int = 50_000) -> dict[str, Any]:
+                   max_records: int = 50_000, fast: bool = True) -> dict[str, Any]:
     """Convert `spec`'s dataset at `raw_url` into shards under out_url/<spec.name>; returns the manifest.
 
     Bad files and records are skipped into quarantine.jsonl; a missing required file raises (it names it).
+    `fast=False` converts image by image through the plain route of mmrs/convert.py (the same bytes).
     """
     root = SourceRoot(raw_url)
     out = join(out_url, spec.name)
@@ -169,7 +157,7 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
     with fsspec.open(join(out, "quarantine.jsonl"), "w", encoding="utf-8", auto_mkdir=True) as sink, \
             rare_gc_pauses():
         quarantine = Quarantine(spec.name, sink)
-        pending = _PendingImages(spec, writer, quarantine)
+        pending = _PendingImages(spec, writer, quarantine, fast)
         for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine)):
             for raw, size in chunk:
                 annotations += annotation_count(raw)

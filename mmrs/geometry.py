@@ -101,20 +101,6 @@ def order_obb(points: Sequence[Point]) -> list[Point]:
     return [first, *[entry[3] for entry in rest]]
 
 
-def order_quad(quad: Sequence[float]) -> tuple[float, ...]:
-    """order_obb of four vertices given flat, (x1, y1, ..., x4, y4) -> the same order, flat. The same keys
-    and ties as order_obb (tested against it), without building point lists: it runs for every object."""
-    x1, y1, x2, y2, x3, y3, x4, y4 = quad
-    points = ((x1, y1), (x2, y2), (x3, y3), (x4, y4))
-    first = min((x1 ** 2 + y1 ** 2, y1, x1, 0), (x2 ** 2 + y2 ** 2, y2, x2, 1),
-                (x3 ** 2 + y3 ** 2, y3, x3, 2), (x4 ** 2 + y4 ** 2, y4, x4, 3))[3]
-    fx, fy = points[first]
-    atan2 = math.atan2
-    rest = sorted([(atan2(y - fy, x - fx), (x - fx) ** 2, i) for i, (x, y) in enumerate(points) if i != first])
-    (ax, ay), (bx, by), (cx, cy) = points[rest[0][2]], points[rest[1][2]], points[rest[2][2]]
-    return fx, fy, ax, ay, bx, by, cx, cy
-
-
 def is_degenerate_hbb(box: HBB) -> bool:
     return box[2] - box[0] <= 0 or box[3] - box[1] <= 0
 

@@ -9,6 +9,7 @@ bytes, BigTIFF, a format not listed) gives None, and the caller asks imagesize, 
 
 from __future__ import annotations
 
+import os
 import struct
 
 HEAD_BYTES = 4096
@@ -84,3 +85,13 @@ def _tiff(head: bytes) -> tuple[int, int] | None:
 def _positive(width: int, height: int) -> tuple[int, int] | None:
     """Zero means "not here" (a JPEG may give its height in a later DNL segment): the full reader decides."""
     return (width, height) if width > 0 and height > 0 else None
+
+
+def read_head(path: str, size: int = HEAD_BYTES) -> bytes:
+    """The first `size` bytes of a local file (os.open: a third of the cost of open(), and this runs for every
+    image whose size the annotation does not give)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)

@@ -22,7 +22,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 from PIL import Image
 
-from mmrs.image_header import HEAD_BYTES, size_from_head
+from mmrs.image_header import HEAD_BYTES, read_head, size_from_head
 
 # Refuse images whose decoded size would not fit comfortably in memory (40k x 40k RGB8 is 4.8 GB).
 MAX_IMAGE_PIXELS = 40_000 * 40_000
@@ -179,11 +179,7 @@ class SourceRoot:
         # grid, as decoded for training: an EXIF orientation tag does not swap width and height.
         if self._local:
             path = self.path(rel)
-            fd = os.open(path, os.O_RDONLY)  # a third of the cost of open(): this runs for every image
-            try:
-                size = size_from_head(os.read(fd, HEAD_BYTES))
-            finally:
-                os.close(fd)
+            size = size_from_head(read_head(path, HEAD_BYTES))
             width, height = size or imagesize.get(path, exif_rotation=False)
         else:
             with self.open(rel) as f:

@@ -102,18 +102,6 @@ def test_raw_and_output_on_s3(tmp_path, s3_bucket):
     assert manifest["raw_root"] == f"s3://{s3_bucket}/raw/toy"
 
 
-def test_rare_gc_pauses_restores_the_collector_thresholds():
-    import gc
-
-    from mmrs.build import rare_gc_pauses
-
-    before = gc.get_threshold()
-    with pytest.raises(RuntimeError), rare_gc_pauses(12_345):
-        assert gc.get_threshold() == (12_345, *before[1:])
-        raise RuntimeError("a reader failed")
-    assert gc.get_threshold() == before
-
-
 def test_a_converted_corpus_moves_with_its_raw_data(tmp_path):
     """Local roots are recorded relative to the source's output folder: a copy of raw + output elsewhere
     (another clone, a DVC checkout) still finds its images."""

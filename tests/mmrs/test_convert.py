@@ -1,30 +1,8 @@
 """The five conversions on hand-made RawSamples: exact records."""
 
-import io
-import random
-
 import pytest
 
-from mmrs.convert import (
-    _box_text,
-    _geometry,
-    _normalised,
-    prepare_objects,
-    prepare_objects_batch,
-    to_records,
-    to_records_batch,
-)
-from mmrs.geometry import (
-    clip_hbb,
-    clip_polygon,
-    format_box,
-    normalize_points,
-    order_obb,
-    order_quad,
-    polygon_hbb,
-    rotated_rect_corners,
-    square_frame,
-)
+from mmrs.convert import prepare_objects, to_records
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, QAPair, RawSample, Referral
 from mmrs.readers.base import SourceSpec
@@ -126,7 +104,7 @@ def test_classification_needs_categories():
 
 @pytest.mark.parametrize("hbb", [(10, 50, 30, 60), (0, 0, 200, 100), (150.5, 20.25, 260, 70), (-20, -5, 40, 30)])
 def test_hbb_fast_path_matches_the_general_outline_route(hbb):
-    """An HBB skips box_corners / clip_polygon / order_obb; the result is what its outline gives that way."""
+    """An HBB alone skips box_corners / clip_polygon / order_obb; the result is what its outline gives that way."""
     x0, y0, x1, y1 = hbb
     spec = _spec(["detection_hbb", "detection_obb"])
     fast, = prepare_objects(_raw(objects=[Box("plane", hbb=hbb)]), spec, 200, 100, Quarantine("demo"))
@@ -135,93 +113,3 @@ def test_hbb_fast_path_matches_the_general_outline_route(hbb):
                                Quarantine("demo"))
     assert fast.hbb == general.hbb and fast.hbb_text == general.hbb_text and fast.obb_text == general.obb_text
     assert fast.obb == pytest.approx(general.obb, abs=1e-9)
-
-
-def test_vectorised_normalisation_matches_the_scalar_route() -> None:
-    """All images' objects in one call, each with its own frame: the numbers normalize_points, round(c, 4)
-    and format_box give one by one."""
-    rng = random.Random(0)
-    boxes, sizes = [], []
-    for width, height in ((800, 800), (1024, 683), (333, 1000), (7, 5)):
-        side, px, py = square_frame(width, height)
-        image = []
-        for _ in range(300):
-            image.append(tuple(rng.uniform(0, width) if i % 2 == 0 else rng.uniform(0, height) for i in range(12)))
-        for _ in range(300):  # whole pixels: their products by 100 or 10,000 often land on a half exactly
-            image.append(tuple(float(rng.randrange(width + 1) if i % 2 == 0 else rng.randrange(height + 1))
-                               for i in range(12)))
-        # halves and quarter-cents: the rounding ties that a product may push either way
-        image.append(tuple(float(c) for c in (0, 0, width, height, 0.125 * side - px, 0.00005 * side - py,
-                                                 0.005 * side - px, 0.015 * side - py, 0.125, 0.5, 1, 2)))
-        image.append((-0.0, 0.0, width, height, -3.0, 1e9, float("nan"), 1.0, 2.0, 3.0, 4.0, 5.0))
-        boxes += image
-        sizes += [(width, height)] * len(image)
-    got = _normalised(boxes, [square_frame(*size) for size in sizes])
-    for box, (width, height), numbers in zip(boxes, sizes, got, strict=True):
-        hbb, obb = normalize_points(box[:4], width, height), normalize_points(box[4:], width, height)
-        want = (tuple(round(c, 4) for c in hbb), tuple(round(c, 4) for c in obb), format_box(hbb), format_box(obb))
-        assert repr(numbers) == repr(want)
-        assert numbers[2] == _box_text(tuple(hbb))
-
-
-def _random_quads(rng: random.Random, n: int, width: float, height: float) -> list[tuple[float, ...]]:
-    quads = []
-    for _ in range(n):
-        corners = rotated_rect_corners(rng.uniform(0, width), rng.uniform(0, height), rng.uniform(1, 60),
-                                       rng.uniform(1, 30), rng.uniform(-4, 4))
-        start = rng.randrange(4)
-        corners = corners[start:] + corners[:start]
-        if rng.random() < 0.5:
-            corners = corners[::-1]
-        quads.append(tuple(c for p in corners for c in p))
-    return quads
-
-
-def test_order_quad_is_order_obb_flat():
-    rng = random.Random(1)
-    quads = _random_quads(rng, 2000, 500, 400)
-    quads += [(0, 0, 10, 0, 10, 10, 0, 10), (10, 0, 0, 10, 10, 10, 0, 0), (5, 0, 0, 5, 5, 10, 10, 5),  # ties
-              (3, 4, 4, 3, 4, 3, 3, 4), (2, 2, 2, 2, 2, 2, 2, 2), (1.5, 0, 0, 1.5, 1.5, 3, 3, 1.5)]
-    for quad in quads:
-        points = list(zip(quad[0::2], quad[1::2], strict=True))
-        assert order_quad(quad) == tuple(c for p in order_obb(points) for c in p), quad
-
-
-def test_outlines_inside_the_image_skip_clipping_with_the_same_result():
-    """Four-point outlines inside the image take a fused route (no point lists, clip_polygon or order_obb);
-    it gives what the general route gives."""
-    rng = random.Random(2)
-    for quad in _random_quads(rng, 2000, 300, 200):
-        for box in (Box("plane", obb=quad), Box("plane", hbb=(-5, 10, 20, 30), obb=quad)):
-            hbb, clipped, outline = _geometry(box, 300, 200)
-            corners = list(zip(quad[0::2], quad[1::2], strict=True))
-            want_hbb = box.hbb or polygon_hbb(corners)
-            visible = clip_polygon(corners, 0, 0, 300, 200)
-            assert hbb == want_hbb and clipped == clip_hbb(want_hbb, 300, 200)
-            assert outline == (None if visible is None else tuple(c for p in order_obb(visible) for c in p))
-
-
-def test_a_batch_of_images_converts_as_each_image_alone():
-    rng = random.Random(3)
-    spec = _spec(["detection_hbb", "detection_obb"], options={"ignore_labels": ["ignored"]})
-    images = []
-    for i, (width, height) in enumerate([(300, 200), (128, 512), (64, 64), (300, 200), (1000, 999)]):
-        objects = [Box(rng.choice(["ship", "plane", "ignored"]), obb=quad)
-                   for quad in _random_quads(rng, 15, width * 1.1, height * 1.1)]  # some cross the border
-        objects += [Box("ship", hbb=(10, 10, 10, 40)), Box("tank", hbb=(5.5, 6.25, 40, 30))]  # degenerate, HBB
-        if i == 2:
-            objects = []
-        if i == 3:  # a five-point outline: the scalar route for this image
-            objects.append(Box("pond", obb=(10, 10, 50, 10, 60, 30, 40, 50, 10, 40)))
-        raw = RawSample(source="demo", split="train", key=f"img{i}", image=f"images/img{i}.png", modality="sar",
-                        objects=objects)
-        images.append((raw, width, height))
-    alone_sink, batch_sink = io.StringIO(), io.StringIO()
-    alone_q, batch_q = Quarantine("demo", alone_sink), Quarantine("demo", batch_sink)
-    alone = [to_records(raw, spec, width, height, alone_q) for raw, width, height in images]
-    assert to_records_batch(images, spec, batch_q) == alone
-    assert prepare_objects_batch(images, spec, [Quarantine("demo")] * len(images)) == [
-        prepare_objects(raw, spec, width, height, Quarantine("demo")) for raw, width, height in images]
-    assert batch_sink.getvalue() == alone_sink.getvalue() and batch_q.summary() == alone_q.summary()
-    assert alone_q.skipped["degenerate box"] >= 5 and alone_q.fixed["box clipped to image"] > 0
-    assert any(len(box) == 10 for box in alone[3][1]["target"]["boxes"])  # the five-point outline went through
