@@ -72,4 +72,8 @@ def score_files(name: str, references: str, predictions: str, train: Sequence[st
     scorer = None
     if benchmark.task in DETECTION and clip_model:
         scorer = choose_scorer([], clip_model, image_root or image_root_of(references))
-    return score_benchmark(benchmark, records, answers, train_records, scorer=scorer)
+    try:
+        return score_benchmark(benchmark, records, answers, train_records, scorer=scorer)
+    except (KeyError, IndexError, TypeError) as error:  # REF records without the ground truth the task needs
+        raise EvaluationInputError(f"{references}: a {benchmark.task} record's target is not as converted records "
+                                   f"hold it ({type(error).__name__}: {error})") from None

@@ -93,11 +93,18 @@ def test_bad_predictions_are_a_one_line_error_with_exit_status_2(lines, message,
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
-def test_bad_references_and_names_are_one_line_errors_too(converted, capsys, tmp_path):
+def test_bad_references_and_names_are_one_line_errors_too(converted, crafted, capsys, tmp_path):
     pred = tmp_path / "pred.jsonl"
     pred.write_text("")
     ref = str(converted / "mar20" / "test-00000.jsonl")
+    records = [json.loads(line) for line in (converted / "mar20" / "test-00000.jsonl").open()]
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(prediction_lines(crafted(BENCHMARKS["mar20_hbb"], records).values()))
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("".join(json.dumps({**r, "target": {"labels": []}}) + "\n" for r in records))
     for argv, message in (
+            (["score", "mar20_hbb", "--references", str(broken), "--predictions", str(answers)],
+             "target is not as converted records hold it (KeyError: 'boxes_norm')"),
             (["score", "mar21", "--references", ref, "--predictions", str(pred)], "unknown benchmark 'mar21'"),
             (["score", "mar20_hbb", "--references", str(tmp_path / "no.jsonl"), "--predictions", str(pred)],
              "no such file"),
