@@ -149,12 +149,14 @@ def _predict(args: argparse.Namespace) -> int:
     except EvaluationInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    import torch
+
     from evaluation.predict import predict_benchmark
     from models.io import load_model
     from models.weights import MissingWeightsError
 
     try:
-        model, tokenizer = load_model(args.model)
+        model, tokenizer = load_model(args.model, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except (MissingWeightsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -237,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--benchmark", nargs="+", metavar="NAME", help="only these benchmarks")
     predict.add_argument("--images", metavar="ROOT", help="image root (default: from REF's manifest.json)")
     predict.add_argument("--max-new-tokens", type=_positive_int, help="default: per task (detection 384/640)")
+    predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(func=_predict)
 
