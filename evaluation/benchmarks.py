@@ -32,7 +32,7 @@ from typing import Any
 from evaluation.captioning import constant_caption, score_captions
 from evaluation.classification import score_classification
 from evaluation.confidence import BoxQuery, BoxScorer, choose_scorer
-from evaluation.detection import RECALL_POINTS, DetectedBox, TruthBox, average_precision
+from evaluation.detection import RECALL_POINTS, DetectedBox, TruthBox, average_precision, metric_name
 from evaluation.detection import THRESHOLDS as AP_THRESHOLDS
 from evaluation.grounding import METRICS as GROUNDING_METRICS
 from evaluation.grounding import score_grounding
@@ -79,11 +79,7 @@ class Benchmark:
         if self.task == "grounding":
             return GROUNDING_METRICS
         extra = ("count accuracy",) if self.prompting == "count_then_detect" else ()
-        return (*(_ap_name(t) for t in AP_THRESHOLDS), *extra)
-
-
-def _ap_name(threshold: float) -> str:
-    return f"AP@{round(threshold * 100)}"
+        return (*(metric_name(t) for t in AP_THRESHOLDS), *extra)
 
 
 _MAR20 = {"detect_class": "plane", "setting": "zero-shot", "headline": "AP@50"}
