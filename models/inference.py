@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mmrs.templates import count_question, detection_prompt_with_count
+from mmrs.templates import category_detection_prompt, count_noun, count_question, plural
 from models.earthgpt import EarthGPT
 from models.image_transform import preprocess
 from models.tokenization import encode_prompt
@@ -73,13 +73,25 @@ class ChatSession:
         self.history.append((question, answer))
         return answer
 
-    def count_then_detect(self, category: str, oriented: bool = False) -> tuple[int | None, str]:
+    def count_then_detect(self, noun: str, oriented: bool = False) -> tuple[int | None, str]:
         """The paper's prompting for dense scenes: ask the count first, then detect with it as a hint.
+        noun: the class in the singular ("plane").
 
         Returns (parsed count or None, detection answer). Without a parsable count, plain detection is asked.
         """
-        count = parse_count(self.ask(count_question(category)))
-        return count, self.ask(detection_prompt_with_count(category, count, oriented))
+        count = parse_count(self.ask(count_question(plural(noun))))
+        return count, self.ask(count_hint_prompt(noun, count, oriented))
+
+
+def count_hint_prompt(noun: str, count: int | None, oriented: bool) -> str:
+    """Second half of count-then-detect: the referring detection prompt after the count as a hint, worded
+    as the training answers word counts ("There is one plane in the image.", "There are two planes ...",
+    "There are 13 planes ..."; no count: no hint). noun: the class in the singular."""
+    prompt = category_detection_prompt(plural(noun), oriented)
+    if count is None:
+        return prompt
+    counted = f"no {plural(noun)}" if count == 0 else count_noun(count, noun)
+    return f"There {'is' if count == 1 else 'are'} {counted} in the image. {prompt}"
 
 
 _NUMBER_WORDS = {w: i for i, w in enumerate(
