@@ -1,6 +1,6 @@
 """run_benchmark on converted sample-corpus sources with a small random model, and score_benchmark on
 answers of known quality: what is asked, what is scored, the baselines. (That a trained model beats the
-baselines is the demo's evaluation_report.)"""
+baselines is the demo's paper_tables.)"""
 
 import json
 

@@ -21,7 +21,7 @@ def test_evaluation_imports_only_mmrs_and_the_model_code_only_in_predict():
 
 
 def test_scoring_tables_and_pictures_load_without_torch():
-    code = ("import sys, evaluation.scoring, evaluation.tables, evaluation.pictures, evaluation.report; "
+    code = ("import sys, evaluation.scoring, evaluation.tables, evaluation.pictures, evaluation.store; "
             "print(sorted(m for m in ('torch', 'models', 'dagster') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
