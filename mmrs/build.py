@@ -8,7 +8,7 @@ import io
 import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -140,6 +140,51 @@ class _PendingImages:
         self.waiting.clear()
 
 
+@dataclass
+class _Skip:
+    """An image (or what it holds) to quarantine, in its place in reading order."""
+
+    path: str
+    reason: str
+    detail: Any
+
+
+_Image = tuple[RawSample, int, int]  # an image (or a tile of a scene) to convert, with its width and height in px
+
+
+def _images(spec: SourceSpec, root: SourceRoot, quarantine: Quarantine, tile_out: str
+            ) -> Iterator[tuple[int, int, list[_Image | _Skip]]]:
+    """The reader's samples a chunk at a time as images to convert, in reading order: each with its size,
+    a tiled source's scenes replaced by their tiles (whose files are written under `tile_out` here), and what
+    to quarantine in their place. Yields (samples read, annotation units read, items) per chunk."""
+    for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine)):
+        items: list[_Image | _Skip] = []
+        for raw, size in chunk:
+            if isinstance(size, Exception):
+                items.append(_Skip(raw.image, "unreadable image", str(size)))
+                continue
+            if not spec.tile:
+                items.append((raw, *size))
+                continue
+            tiles = list(cut(raw, *size, spec.tile))
+            try:
+                _write_tiles(root, raw, tiles, tile_out)
+            except (OSError, ValueError) as error:
+                items.append(_Skip(raw.image, "unreadable image", str(error)))
+                continue
+            items.extend((tile, tile.width, tile.height) for tile, _ in tiles)
+        yield len(chunk), sum(annotation_count(raw) for raw, _ in chunk), items
+
+
+def tile_release(spec: SourceSpec, raw_url: str, out_url: str) -> int:
+    """Cut a tiled source's scenes and write their tiles under out_url/<spec.name>/tiles as convert_source
+    does, without converting records (the tiling benchmark runs this); returns the number of tiles."""
+    root = SourceRoot(raw_url)
+    with rare_gc_pauses():
+        return sum(not isinstance(item, _Skip) for _, _, items in
+                   _images(spec, root, Quarantine(spec.name), join(out_url, spec.name, "tiles")) for item in items)
+
+
 def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progress | None = None,
                    max_records: int = 50_000) -> dict[str, Any]:
     """Convert `spec`'s dataset at `raw_url` into shards under out_url/<spec.name>; returns the manifest.
@@ -156,27 +201,16 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
             rare_gc_pauses():
         quarantine = Quarantine(spec.name, sink)
         pending = _PendingImages(spec, writer, quarantine)
-        for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine)):
-            for raw, size in chunk:
-                annotations += annotation_count(raw)
-                if isinstance(size, Exception):
-                    pending.skip(raw.image, "unreadable image", str(size))
-                    continue
-                width, height = size
-                if spec.tile:
-                    tiles = list(cut(raw, width, height, spec.tile))
-                    try:
-                        _write_tiles(root, raw, tiles, join(out, "tiles"))
-                    except (OSError, ValueError) as error:
-                        pending.skip(raw.image, "unreadable image", str(error))
-                        continue
-                    for tile, _ in tiles:
-                        pending.add(tile, tile.width, tile.height)
+        for samples, annotations_read, items in _images(spec, root, quarantine, join(out, "tiles")):
+            annotations += annotations_read
+            for item in items:
+                if isinstance(item, _Skip):
+                    pending.skip(item.path, item.reason, item.detail)
                 else:
-                    pending.add(raw, width, height)
+                    pending.add(*item)
             pending.flush()  # before the reader reads the next chunk and reports its own problems
             if progress:
-                progress(len(chunk))
+                progress(samples)
     shards = writer.close()
     anchor = _corpus_folder(out_url)
     manifest = {
