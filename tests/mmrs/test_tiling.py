@@ -41,15 +41,38 @@ def test_partly_visible_object_is_clipped_to_the_tile():
     assert [b.hbb for b in first.objects] == [(1000, 10, 1020, 30), (1010, 50, 1024, 70)]
 
 
-def test_cropping_a_decoded_scene_equals_crop_and_save_of_the_file(tmp_path):
-    pixels = np.random.default_rng(0).integers(0, 255, size=(1500, 2000, 3), dtype=np.uint8)
-    path = tmp_path / "scene.png"
-    Image.fromarray(pixels).save(path)
+def _decoded(png: bytes) -> np.ndarray:
+    """A PNG as the data loader decodes it (models.image_transform.read_image: PIL)."""
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image)
+
+
+def test_tiles_are_pixel_identical_to_a_plain_crop_of_the_decoded_scene(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, size=(1500, 2000, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "scene.png")
+    with Image.open(tmp_path / "scene.png") as image:
+        scene = np.asarray(image)
     wins = windows(2000, 1500, SPEC)
-    ours = dict(crop_tiles(np.asarray(Image.open(path)), wins))
-    for window in wins:
-        with Image.open(path) as image:  # the straightforward baseline: reopen, crop, save
-            baseline = encode_png(np.asarray(image.crop(window)))
-        assert ours[window] == baseline
-        assert np.array_equal(np.asarray(Image.open(io.BytesIO(ours[window]))),
-                              pixels[window[1]:window[3], window[0]:window[2]])
+    tiles = dict(crop_tiles(scene, wins))
+    assert list(tiles) == wins
+    for x0, y0, x1, y1 in wins:
+        assert np.array_equal(_decoded(tiles[x0, y0, x1, y1]), pixels[y0:y1, x0:x1])
+
+
+@pytest.mark.parametrize("shape, dtype", [((70, 90), np.uint8), ((70, 90, 3), np.uint8), ((70, 90, 4), np.uint8),
+                                          ((70, 90), np.uint16), ((70, 90, 2), np.uint8),
+                                          ((70, 90), np.bool_)])
+def test_png_is_lossless_for_every_array_pil_decodes_to(shape, dtype):
+    """Grey, RGB, RGBA at 8 and 16 bit through OpenCV (channel order kept); grey + alpha and 1-bit through PIL;
+    cropped views (rows not contiguous) as well as whole arrays."""
+    rng = np.random.default_rng(1)
+    pixels = (rng.integers(0, 2, size=shape) if dtype is np.bool_ else
+              rng.integers(0, np.iinfo(dtype).max + 1, size=shape)).astype(dtype)
+    for array in (pixels, pixels[5:60, 10:80]):
+        decoded = _decoded(encode_png(array))
+        assert decoded.dtype == array.dtype and np.array_equal(decoded, array)
+
+
+def test_png_encoding_is_deterministic():
+    pixels = np.random.default_rng(2).integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
+    assert encode_png(pixels) == encode_png(pixels.copy())
