@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import os
 import posixpath
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
@@ -31,7 +33,7 @@ from mmrs.shards import (
     write_json,
 )
 from mmrs.storage import ImageTooLargeError, SourceRoot
-from mmrs.tiling import crop_tiles, cut
+from mmrs.tiling import Window, crop_tiles, cut
 
 Progress = Callable[[int], None]
 
@@ -152,44 +154,97 @@ class _Skip:
 _Image = tuple[RawSample, int, int]  # an image (or a tile of a scene) to convert, with its width and height in px
 
 
-def _images(spec: SourceSpec, root: SourceRoot, quarantine: Quarantine, tile_out: str
+_Written = tuple[RawSample, list[tuple[RawSample, Window]], Exception | None]  # scene, its tiles, what stopped it
+
+
+class _TileWriter:
+    """Writes the tiles of scenes on `workers` threads while the caller reads, cuts and converts the next ones:
+    decoding, OpenCV's PNG encoder and file writes run outside the GIL. A scene is decoded by the thread that
+    writes its tiles, so at most `workers` scenes are in memory whatever the release size (at most 2 x workers
+    more wait, as lists of tiles). Scenes come back in the order given, each with the error that stopped it."""
+
+    def __init__(self, root: SourceRoot, tile_out: str, workers: int):
+        self.root, self.tile_out, self.limit = root, tile_out, 2 * workers
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tiles")
+        self.waiting: deque[tuple[RawSample, list[tuple[RawSample, Window]], Future[None]]] = deque()
+
+    def __enter__(self) -> _TileWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, raw: RawSample, tiles: list[tuple[RawSample, Window]]) -> list[_Written]:
+        """Start writing one scene's tiles; returns the scenes that had to finish to make room, oldest first."""
+        self.waiting.append((raw, tiles, self.pool.submit(_write_tiles, self.root, raw, tiles, self.tile_out)))
+        return [self._finish() for _ in range(len(self.waiting) - self.limit)]
+
+    def drain(self) -> list[_Written]:
+        """Every waiting scene, once written, oldest first."""
+        return [self._finish() for _ in range(len(self.waiting))]
+
+    def _finish(self) -> _Written:
+        raw, tiles, future = self.waiting.popleft()
+        error = future.exception()
+        if error is not None and not isinstance(error, OSError | ValueError):
+            raise error
+        return raw, tiles, error
+
+
+def _written_items(scenes: list[_Written]) -> list[_Image | _Skip]:
+    """Written scenes as images to convert (their tiles), or as unreadable images."""
+    items: list[_Image | _Skip] = []
+    for raw, tiles, error in scenes:
+        if error is None:
+            items.extend((tile, tile.width, tile.height) for tile, _ in tiles)
+        else:
+            items.append(_Skip(raw.image, "unreadable image", str(error)))
+    return items
+
+
+def _images(spec: SourceSpec, root: SourceRoot, quarantine: Quarantine, tile_out: str, tile_workers: int
             ) -> Iterator[tuple[int, int, list[_Image | _Skip]]]:
     """The reader's samples a chunk at a time as images to convert, in reading order: each with its size,
-    a tiled source's scenes replaced by their tiles (whose files are written under `tile_out` here), and what
-    to quarantine in their place. Yields (samples read, annotation units read, items) per chunk."""
-    for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine)):
-        items: list[_Image | _Skip] = []
-        for raw, size in chunk:
-            if isinstance(size, Exception):
-                items.append(_Skip(raw.image, "unreadable image", str(size)))
-                continue
-            if not spec.tile:
-                items.append((raw, *size))
-                continue
-            tiles = list(cut(raw, *size, spec.tile))
-            try:
-                _write_tiles(root, raw, tiles, tile_out)
-            except (OSError, ValueError) as error:
-                items.append(_Skip(raw.image, "unreadable image", str(error)))
-                continue
-            items.extend((tile, tile.width, tile.height) for tile, _ in tiles)
-        yield len(chunk), sum(annotation_count(raw) for raw, _ in chunk), items
+    a tiled source's scenes replaced by their tiles (whose files are written under `tile_out` here, on
+    `tile_workers` threads), and what to quarantine in their place. Yields (samples read, annotation units
+    read, items) per chunk; a chunk's scenes are all written before it is yielded."""
+    with _TileWriter(root, tile_out, tile_workers) as writer:
+        for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine)):
+            items: list[_Image | _Skip] = []
+            for raw, size in chunk:
+                if isinstance(size, Exception):
+                    items += _written_items(writer.drain())  # the scenes before it come first
+                    items.append(_Skip(raw.image, "unreadable image", str(size)))
+                elif spec.tile:
+                    items += _written_items(writer.submit(raw, list(cut(raw, *size, spec.tile))))
+                else:
+                    items.append((raw, *size))
+            items += _written_items(writer.drain())
+            yield len(chunk), sum(annotation_count(raw) for raw, _ in chunk), items
 
 
-def tile_release(spec: SourceSpec, raw_url: str, out_url: str) -> int:
+def tile_release(spec: SourceSpec, raw_url: str, out_url: str, tile_workers: int | None = None) -> int:
     """Cut a tiled source's scenes and write their tiles under out_url/<spec.name>/tiles as convert_source
     does, without converting records (the tiling benchmark runs this); returns the number of tiles."""
     root = SourceRoot(raw_url)
     with rare_gc_pauses():
         return sum(not isinstance(item, _Skip) for _, _, items in
-                   _images(spec, root, Quarantine(spec.name), join(out_url, spec.name, "tiles")) for item in items)
+                   _images(spec, root, Quarantine(spec.name), join(out_url, spec.name, "tiles"),
+                           tile_workers or default_tile_workers()) for item in items)
+
+
+def default_tile_workers() -> int:
+    """Threads writing tiles: one per core."""
+    return os.cpu_count() or 1
 
 
 def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progress | None = None,
-                   max_records: int = 50_000) -> dict[str, Any]:
+                   max_records: int = 50_000, tile_workers: int | None = None) -> dict[str, Any]:
     """Convert `spec`'s dataset at `raw_url` into shards under out_url/<spec.name>; returns the manifest.
 
     Bad files and records are skipped into quarantine.jsonl; a missing required file raises (it names it).
+    Tiles of a tiled source are written on `tile_workers` threads (default: one per core); the output does
+    not depend on their number.
     """
     root = SourceRoot(raw_url)
     out = join(out_url, spec.name)
@@ -201,7 +256,8 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
             rare_gc_pauses():
         quarantine = Quarantine(spec.name, sink)
         pending = _PendingImages(spec, writer, quarantine)
-        for samples, annotations_read, items in _images(spec, root, quarantine, join(out, "tiles")):
+        for samples, annotations_read, items in _images(spec, root, quarantine, join(out, "tiles"),
+                                                        tile_workers or default_tile_workers()):
             annotations += annotations_read
             for item in items:
                 if isinstance(item, _Skip):
