@@ -33,7 +33,7 @@ from mmrs.shards import (
     write_json,
 )
 from mmrs.storage import ImageTooLargeError, SourceRoot
-from mmrs.tiling import Window, crop_tiles, cut
+from mmrs.tiling import SceneTiles, Window, crop_tiles, cut
 
 Progress = Callable[[int], None]
 
@@ -91,8 +91,8 @@ def _sized_chunks(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 6
             yield [(raw, (raw.width, raw.height) if raw.width and raw.height else next(found)) for raw in batch]
 
 
-def _write_tiles(root: SourceRoot, raw: RawSample, tiles: list, tile_out: str) -> None:
-    """Decode the scene once and write the tiles that do not exist yet."""
+def _write_tiles(root: SourceRoot, raw: RawSample, tiles: list[tuple[RawSample, Window]], tile_out: str) -> None:
+    """Decode the scene once and write the tiles that do not exist yet (PNG, lossless)."""
     fs, base = fsspec.core.url_to_fs(tile_out)
     missing = [(tile, window) for tile, window in tiles if not fs.exists(join(base, tile.image.split("/", 1)[1]))]
     if not missing:
@@ -154,7 +154,7 @@ class _Skip:
 _Image = tuple[RawSample, int, int]  # an image (or a tile of a scene) to convert, with its width and height in px
 
 
-_Written = tuple[RawSample, list[tuple[RawSample, Window]], Exception | None]  # scene, its tiles, what stopped it
+_Written = tuple[RawSample, SceneTiles, Exception | None]  # a scene, its tiles, what stopped writing them
 
 
 class _TileWriter:
@@ -166,7 +166,7 @@ class _TileWriter:
     def __init__(self, root: SourceRoot, tile_out: str, workers: int):
         self.root, self.tile_out, self.limit = root, tile_out, 2 * workers
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tiles")
-        self.waiting: deque[tuple[RawSample, list[tuple[RawSample, Window]], Future[None]]] = deque()
+        self.waiting: deque[tuple[RawSample, SceneTiles, Future[None]]] = deque()
 
     def __enter__(self) -> _TileWriter:
         return self
@@ -174,9 +174,10 @@ class _TileWriter:
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(cancel_futures=True)
 
-    def submit(self, raw: RawSample, tiles: list[tuple[RawSample, Window]]) -> list[_Written]:
+    def submit(self, raw: RawSample, scene: SceneTiles) -> list[_Written]:
         """Start writing one scene's tiles; returns the scenes that had to finish to make room, oldest first."""
-        self.waiting.append((raw, tiles, self.pool.submit(_write_tiles, self.root, raw, tiles, self.tile_out)))
+        future = self.pool.submit(_write_tiles, self.root, raw, scene.tiles, self.tile_out)
+        self.waiting.append((raw, scene, future))
         return [self._finish() for _ in range(len(self.waiting) - self.limit)]
 
     def drain(self) -> list[_Written]:
@@ -184,21 +185,25 @@ class _TileWriter:
         return [self._finish() for _ in range(len(self.waiting))]
 
     def _finish(self) -> _Written:
-        raw, tiles, future = self.waiting.popleft()
+        raw, scene, future = self.waiting.popleft()
         error = future.exception()
         if error is not None and not isinstance(error, OSError | ValueError):
             raise error
-        return raw, tiles, error
+        return raw, scene, error
 
 
-def _written_items(scenes: list[_Written]) -> list[_Image | _Skip]:
-    """Written scenes as images to convert (their tiles), or as unreadable images."""
+def _written_items(scenes: list[_Written], quarantine: Quarantine) -> list[_Image | _Skip]:
+    """Written scenes as images to convert (their tiles, after what no tile kept), or as unreadable images.
+    Parts of objects left out of a tile are counted in `quarantine`."""
     items: list[_Image | _Skip] = []
-    for raw, tiles, error in scenes:
-        if error is None:
-            items.extend((tile, tile.width, tile.height) for tile, _ in tiles)
-        else:
+    for raw, scene, error in scenes:
+        if error is not None:
             items.append(_Skip(raw.image, "unreadable image", str(error)))
+            continue
+        items.extend(_Skip(raw.image, reason, what) for reason, what in scene.lost)
+        for reason, n in scene.parts_left_out.items():
+            quarantine.fix(reason, n)
+        items.extend((tile, tile.width, tile.height) for tile, _ in scene.tiles)
     return items
 
 
@@ -213,13 +218,13 @@ def _images(spec: SourceSpec, root: SourceRoot, quarantine: Quarantine, tile_out
             items: list[_Image | _Skip] = []
             for raw, size in chunk:
                 if isinstance(size, Exception):
-                    items += _written_items(writer.drain())  # the scenes before it come first
+                    items += _written_items(writer.drain(), quarantine)  # the scenes before it come first
                     items.append(_Skip(raw.image, "unreadable image", str(size)))
                 elif spec.tile:
-                    items += _written_items(writer.submit(raw, list(cut(raw, *size, spec.tile))))
+                    items += _written_items(writer.submit(raw, cut(raw, *size, spec.tile)), quarantine)
                 else:
                     items.append((raw, *size))
-            items += _written_items(writer.drain())
+            items += _written_items(writer.drain(), quarantine)
             yield len(chunk), sum(annotation_count(raw) for raw, _ in chunk), items
 
 

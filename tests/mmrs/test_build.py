@@ -72,7 +72,7 @@ def test_tiles_are_written_once(tmp_path):
     spec = _spec(tile=TileSpec(size=1024, overlap=200))
     manifest = convert_source(spec, str(raw), str(tmp_path / "out"))
     tiles = sorted((tmp_path / "out" / "toy" / "tiles").iterdir())
-    assert [t.name for t in tiles][:2] == ["a__1024__0___0.png", "a__1024__0___76.png"]
+    assert [t.name for t in tiles][:2] == ["a__1__0___0.png", "a__1__0___76.png"]  # the DOTA devkit's ids
     assert len(tiles) == 2 * 4 and manifest["image_root"] == "."  # the source's own folder: "tiles/..."
     stamps = {t.name: t.stat().st_mtime_ns for t in tiles}
     convert_source(spec, str(raw), str(tmp_path / "out"))
@@ -93,12 +93,15 @@ def _scenes(root: Path) -> dict[str, np.ndarray]:
 def _scene_reader(root, spec, quarantine):
     for key in ("s0", "s1", "missing", "s2", "s3", "s4", "s5"):  # "missing": no file
         yield RawSample(spec.name, "train", key, f"images/{key}.png", spec.modality,
-                        objects=[Box("ship", hbb=(10, 10, 50, 40))])
+                        objects=[Box("ship", hbb=(10, 10, 50, 40)),
+                                 Box("ship", hbb=(1000, 10, 1100, 30)),  # 24 % in tile x0 = 0, whole in x0 = 76
+                                 Box("ship", hbb=(1200, 10, 1250, 40))])  # outside the 1100 px scene
 
 
 def test_tiled_conversion_is_the_same_on_any_number_of_threads(tmp_path):
     """Tiles are written on threads while the next scenes are cut: the shards, the quarantine (in reading
-    order) and the tile files do not depend on how many; every tile holds the scene's pixels."""
+    order, with what tiling left out) and the tile files do not depend on how many; every tile holds the
+    scene's pixels."""
     scenes = _scenes(tmp_path / "raw")
     spec = SourceSpec(name="toy", title="TOY", tasks=("detection_hbb",), modality="optical", reader=_scene_reader,
                       tile=TileSpec(size=1024, overlap=200))
@@ -109,8 +112,14 @@ def test_tiled_conversion_is_the_same_on_any_number_of_threads(tmp_path):
         outputs.append({p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()})
     assert outputs[0] == outputs[1]
     entries = [json.loads(line) for line in outputs[0][Path("quarantine.jsonl")].decode().splitlines()]
-    assert [(e["reason"], e["path"]) for e in entries] == [("unreadable image", "images/missing.png"),
-                                                           ("unreadable image", "images/s3.png")]
+    outside = "object in no tile: outside the scene"
+    assert [(e["reason"], e["path"]) for e in entries] == [
+        (outside, "images/s0.png"), (outside, "images/s1.png"), ("unreadable image", "images/missing.png"),
+        (outside, "images/s2.png"), ("unreadable image", "images/s3.png"), (outside, "images/s4.png"),
+        (outside, "images/s5.png")]
+    summary = json.loads(outputs[0][Path("manifest.json")])["quarantine"]
+    assert summary == {"skipped": {outside: 5, "unreadable image": 2},
+                       "fixed": {"object part under visibility threshold left out of a tile": 5}}
     tiles = {p.name: p for p in (tmp_path / "out1" / "toy" / "tiles").iterdir()}
     assert len(tiles) == 5 * 4 and not any(name.startswith("s3__") for name in tiles)
     for name, path in tiles.items():

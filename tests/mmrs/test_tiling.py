@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmrs.raw import Box, RawSample
+from mmrs.raw import Box, RawSample, Referral
 from mmrs.readers.base import TileSpec
 from mmrs.tiling import crop_tiles, cut, encode_png, tile_key, windows
 
@@ -23,10 +23,10 @@ def test_objects_kept_by_visible_fraction_clipped_and_shifted():
         Box("plane", obb=(100, 100, 200, 100, 200, 150, 100, 150)),  # only in x-tiles starting at 0
         Box("ship", hbb=(1000, 10, 1100, 30)),  # crosses x = 1024: 24 % in tile 0, all in tile 824
     ])
-    tiles = {w[:2]: t for t, w in cut(raw, 2000, 1500, SPEC)}
+    tiles = {w[:2]: t for t, w in cut(raw, 2000, 1500, SPEC).tiles}
     first = tiles[(0, 0)]
-    assert first.key == tile_key("P0001", 1024, (0, 0, 1024, 1024)) == "P0001__1024__0___0"
-    assert first.image == "tiles/P0001__1024__0___0.png" and (first.width, first.height) == (1024, 1024)
+    assert first.key == tile_key("P0001", (0, 0, 1024, 1024)) == "P0001__1__0___0"  # the devkit's id, rate 1
+    assert first.image == "tiles/P0001__1__0___0.png" and (first.width, first.height) == (1024, 1024)
     assert [b.label for b in first.objects] == ["plane"]
     ship = tiles[(824, 0)].objects[0]
     assert ship.label == "ship" and ship.hbb == pytest.approx((176, 10, 276, 30))
@@ -37,8 +37,26 @@ def test_objects_kept_by_visible_fraction_clipped_and_shifted():
 def test_partly_visible_object_is_clipped_to_the_tile():
     raw = RawSample("dota", "train", "P2", "images/P2.png", "optical",
                     objects=[Box("ship", hbb=(1000, 10, 1020, 30)), Box("ship", hbb=(1010, 50, 1034, 70))])
-    (first, _), *_ = list(cut(raw, 1100, 1024, TileSpec(size=1024, overlap=0, min_visible=0.5)))
+    (first, _), *_ = cut(raw, 1100, 1024, TileSpec(size=1024, overlap=0, min_visible=0.5)).tiles
     assert [b.hbb for b in first.objects] == [(1000, 10, 1020, 30), (1010, 50, 1024, 70)]
+
+
+def test_what_tiling_leaves_out_is_reported_with_its_reason():
+    """ImgSplit would keep the parts under the threshold (difficult "2"); we leave them out and count them."""
+    raw = RawSample("dota", "train", "P3", "images/P3.png", "optical", objects=[
+        Box("plane", hbb=(100, 100, 200, 150)),  # in one tile, whole
+        Box("ship", hbb=(1000, 10, 1100, 30)),  # kept in tiles 824 and 976; 24 % in tile 0: a part left out
+        Box("ship", hbb=(2100, 10, 2150, 40)),  # beyond the 2000 px scene
+        Box("ship", hbb=(10, 10, 10, 40)),  # no area
+        Box("ship", obb=(1950, 10, 2050, 10, 2050, 30, 1950, 30)),  # half outside: 50 % < 70 % everywhere
+    ], referrals=[Referral("the far ship", (2100, 10, 2150, 40), "ship")])
+    scene = cut(raw, 2000, 1500, SPEC)
+    assert [reason for reason, _ in scene.lost] == [
+        "object in no tile: outside the scene", "object in no tile: zero area",
+        "object in no tile: under visibility threshold", "referred box in no tile: outside the scene"]
+    assert scene.lost[2][1] == {"label": "ship", "hbb": None, "obb": (1950, 10, 2050, 10, 2050, 30, 1950, 30)}
+    assert scene.parts_left_out == {"object part under visibility threshold left out of a tile": 1}
+    assert sum(len(tile.objects) for tile, _ in scene.tiles) == 1 + 2
 
 
 def _decoded(png: bytes) -> np.ndarray:
