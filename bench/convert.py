@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -194,15 +195,18 @@ def tiling_child(method: str, release: Path, out: Path) -> None:
     import cv2  # noqa: F401  (both sides' imports before the clock starts)
 
     import mmrs.build  # noqa: F401
+    import mmrs.registry  # noqa: F401
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), os.times()
     if method.startswith("devkit"):
         tiles, peak = run_devkit(release, out, int(method.split("-")[1]))
     else:
         tiles, peak = run_ours(release, out, convert=method == "ours-convert")
-    seconds = time.perf_counter() - start
+    seconds, cpu_end = time.perf_counter() - start, os.times()
+    cpu_seconds = sum(cpu_end[:4]) - sum(cpu[:4])  # user and system time, threads and pool workers included
     size = sum(path.stat().st_size for path in out.rglob("*.png"))
-    print(json.dumps({"seconds": seconds, "tiles": tiles, "peak_mib": peak, "bytes": size}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "tiles": tiles, "peak_mib": peak,
+                      "bytes": size}))
 
 
 def _spin(n: int) -> float:
@@ -249,13 +253,15 @@ def same_tiles(ours: Path, devkit: Path) -> bool:
 
 def tiling(cache: Path, repeat: int) -> None:
     """Each method `repeat` times per release, alternating, each run in its own process writing into a fresh
-    folder; median and range of wall time, tiles/s, the largest peak memory and the bytes written."""
+    folder; median and range of wall time, tiles/s, median CPU time, the speed relative to devkit-2 (median
+    of the ratios of runs in the same round, which saw about the same load), the largest peak memory and
+    the bytes written."""
     import statistics
     import tempfile
 
     print(f"tiling at the DOTA settings (1024 px, 200 px overlap, 0.7 visible), warm page cache, {repeat} runs:")
-    print(f"{'release':>8} {'method':>13} {'tiles':>6} {'wall s (median, range)':>24} {'tiles/s':>8} "
-          f"{'peak MiB':>9} {'tile MB':>8}")
+    print(f"{'release':>8} {'method':>13} {'tiles':>6} {'wall s (median, range)':>24} {'tiles/s':>8} {'CPU s':>6} "
+          f"{'x devkit-2':>10} {'peak MiB':>9} {'tile MB':>8}")
     for name in TILING_RELEASES:
         release = tiling_release(cache, name)
         runs: dict[str, list[dict]] = {method: [] for method in TILING_METHODS}
@@ -275,8 +281,11 @@ def tiling(cache: Path, repeat: int) -> None:
         for method, results in runs.items():
             seconds = [r["seconds"] for r in results]
             median = statistics.median(seconds)
+            speed = statistics.median(peer["seconds"] / run["seconds"]
+                                      for peer, run in zip(runs["devkit-2"], results, strict=True))
             print(f"{name:>8} {method:>13} {results[0]['tiles']:>6} "
                   f"{f'{median:.2f} ({min(seconds):.2f}-{max(seconds):.2f})':>24} {results[0]['tiles'] / median:>8.1f} "
+                  f"{statistics.median(r['cpu_seconds'] for r in results):>6.2f} {speed:>10.2f} "
                   f"{max(r['peak_mib'] for r in results):>9.0f} {results[0]['bytes'] / 1e6:>8.1f}", flush=True)
         verdict = "the same windows, the same pixels" if identical else "TILES DIFFER"
         print(f"{name:>8} ours and the devkit's method: {verdict}; cores available between runs "
