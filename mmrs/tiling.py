@@ -16,15 +16,16 @@ in another tile that were under the threshold in this one are counted.
 from __future__ import annotations
 
 import io
+import struct
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 from shapely.geometry import Polygon, box
+from zlib_ng import zlib_ng
 
 from mmrs.geometry import HBB, Point, clip_polygon, is_degenerate_hbb, polygon_hbb
 from mmrs.raw import Box, RawSample, Referral
@@ -154,27 +155,47 @@ def _count(placement: _Placement, kind: str, what: dict[str, Any], lost: list[tu
         parts[f"{kind} part under visibility threshold left out of a tile"] += placement.parts_under_threshold
 
 
-_TO_OPENCV_ORDER = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}  # OpenCV writes its BGR(A) as the file's RGB(A)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type: grey, grey + alpha, RGB, RGBA
+_SUB = 1  # PNG filter type: each byte minus the byte one pixel to the left
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
-    """A lossless PNG of an image array as PIL decodes it: (H, W) grey or (H, W, 3|4) RGB(A), 8 or 16 bit.
+    """A lossless PNG of an image array as PIL decodes it: (H, W) or (H, W, 1-4 channels), 8 or 16 bit.
 
-    OpenCV's encoder with the settings the DOTA devkit's cv2.imwrite uses (zlib level 1, run-length strategy,
-    Sub filter): about 28 ms for a 1024 px RGB tile, where PIL takes about 98 ms at compress_level=1 (its
-    per-row filter choice costs most). It runs outside the GIL. Arrays OpenCV cannot write as PNG (two
-    channels, 1-bit, 32-bit, big-endian) go through PIL."""
+    The settings of the DOTA devkit's cv2.imwrite (Sub filter on every row, deflate at level 1 with the
+    run-length strategy), filtered with numpy and deflated by zlib-ng, which runs that deflate about twice as
+    fast as zlib: about 16 ms for a 1024 px RGB tile, where OpenCV (libpng + zlib) takes about 29 ms and PIL
+    about 98 ms. Deflating releases the GIL. Other arrays (1-bit, 32-bit, float) go through PIL."""
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    if pixels.dtype not in (np.uint8, np.uint16) or channels not in (1, 3, 4):
+    if pixels.dtype.kind != "u" or pixels.dtype.itemsize > 2 or channels not in _COLOUR_TYPES:
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
         return buffer.getvalue()
-    if channels > 1:
-        pixels = cv2.cvtColor(pixels, _TO_OPENCV_ORDER[channels])
-    ok, png = cv2.imencode(".png", pixels)
-    if not ok:
-        raise ValueError(f"OpenCV could not encode a {pixels.shape} {pixels.dtype} array as PNG")
-    return png.tobytes()
+    height, width = pixels.shape[:2]
+    depth = 8 * pixels.dtype.itemsize
+    header = struct.pack(">IIBBBBB", width, height, depth, _COLOUR_TYPES[channels], 0, 0, 0)
+    deflate = zlib_ng.compressobj(1, zlib_ng.DEFLATED, 15, 8, zlib_ng.Z_RLE)
+    data = deflate.compress(_sub_filtered(pixels, channels)) + deflate.flush()
+    return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def _sub_filtered(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """The image's rows as PNG's filtered scanlines: a filter-type byte, then each byte of the row (16-bit
+    samples big-endian) minus the byte one pixel to its left, modulo 256."""
+    height = pixels.shape[0]
+    rows = pixels.astype(pixels.dtype.newbyteorder(">"), copy=False).reshape(height, -1).view(np.uint8)
+    step = channels * pixels.dtype.itemsize  # bytes per pixel
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = _SUB
+    filtered[:, 1:1 + step] = rows[:, :step]
+    np.subtract(rows[:, step:], rows[:, :-step], out=filtered[:, 1 + step:])
+    return filtered
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: length, type, data, CRC-32 of type and data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib_ng.crc32(data, zlib_ng.crc32(kind)))
 
 
 def crop_tiles(pixels: np.ndarray, tiles: list[Window]) -> Iterator[tuple[Window, bytes]]:

@@ -91,6 +91,17 @@ def test_png_is_lossless_for_every_array_pil_decodes_to(shape, dtype):
         assert decoded.dtype == array.dtype and np.array_equal(decoded, array)
 
 
+def test_png_is_valid_for_libpng():
+    """An independent decoder, libpng through OpenCV, which checks every CRC, reads the same pixels."""
+    import cv2
+
+    rgba = np.random.default_rng(3).integers(0, 256, size=(300, 400, 4), dtype=np.uint8)
+    grey16 = np.random.default_rng(4).integers(0, 65536, size=(300, 400), dtype=np.uint16)
+    for pixels, opencv_order in ((rgba[..., :3], cv2.COLOR_BGR2RGB), (rgba, cv2.COLOR_BGRA2RGBA), (grey16, None)):
+        decoded = cv2.imdecode(np.frombuffer(encode_png(pixels), np.uint8), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(decoded if opencv_order is None else cv2.cvtColor(decoded, opencv_order), pixels)
+
+
 def test_png_encoding_is_deterministic():
     pixels = np.random.default_rng(2).integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
     assert encode_png(pixels) == encode_png(pixels.copy())
