@@ -33,7 +33,7 @@ from mmrs.shards import (
     write_json,
 )
 from mmrs.storage import ImageTooLargeError, SourceRoot
-from mmrs.tiling import SceneTiles, Window, crop_tiles, cut
+from mmrs.tiling import SceneTiles, Window, cut, encode_tile
 
 Progress = Callable[[int], None]
 
@@ -91,17 +91,14 @@ def _sized_chunks(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 6
             yield [(raw, (raw.width, raw.height) if raw.width and raw.height else next(found)) for raw in batch]
 
 
-def _write_tiles(root: SourceRoot, raw: RawSample, tiles: list[tuple[RawSample, Window]], tile_out: str) -> None:
-    """Decode the scene once and write the tiles that do not exist yet (PNG, lossless)."""
-    fs, base = fsspec.core.url_to_fs(tile_out)
-    missing = [(tile, window) for tile, window in tiles if not fs.exists(join(base, tile.image.split("/", 1)[1]))]
-    if not missing:
-        return
-    with root.open(raw.image) as f, Image.open(io.BytesIO(f.read())) as image:
-        pixels = np.asarray(image)
-    by_window = {window: tile for tile, window in missing}
-    for window, png in crop_tiles(pixels, list(by_window)):
-        atomic_write_bytes(join(tile_out, by_window[window].image.split("/", 1)[1]), png)
+def _decode(root: SourceRoot, image: str) -> np.ndarray:
+    """The pixels of an image file as PIL decodes it (as the data loader will read its tiles)."""
+    with root.open(image) as f, Image.open(io.BytesIO(f.read())) as decoded:
+        return np.asarray(decoded)
+
+
+def _write_tile(pixels: np.ndarray, window: Window, url: str) -> None:
+    atomic_write_bytes(url, encode_tile(pixels, window))
 
 
 def annotation_count(raw: RawSample) -> int:
@@ -159,14 +156,15 @@ _Written = tuple[RawSample, SceneTiles, Exception | None]  # a scene, its tiles,
 
 class _TileWriter:
     """Writes the tiles of scenes on `workers` threads while the caller reads, cuts and converts the next ones:
-    decoding, OpenCV's PNG encoder and file writes run outside the GIL. A scene is decoded by the thread that
-    writes its tiles, so at most `workers` scenes are in memory whatever the release size (at most 2 x workers
-    more wait, as lists of tiles). Scenes come back in the order given, each with the error that stopped it."""
+    decoding, OpenCV's PNG encoder and file writes run outside the GIL. A scene's first task decodes it and
+    queues one task per tile not written yet, so both cores stay busy to the last tile of a large scene.
+    At most workers + 1 scenes are taken at a time, so memory holds at most that many decoded scenes
+    whatever the release size. Scenes come back in the order given, each with the error that stopped it."""
 
     def __init__(self, root: SourceRoot, tile_out: str, workers: int):
-        self.root, self.tile_out, self.limit = root, tile_out, 2 * workers
+        self.root, self.tile_out, self.limit = root, tile_out, workers + 1
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tiles")
-        self.waiting: deque[tuple[RawSample, SceneTiles, Future[None]]] = deque()
+        self.waiting: deque[tuple[RawSample, SceneTiles, Future[list[Future[None]]]]] = deque()
 
     def __enter__(self) -> _TileWriter:
         return self
@@ -176,20 +174,31 @@ class _TileWriter:
 
     def submit(self, raw: RawSample, scene: SceneTiles) -> list[_Written]:
         """Start writing one scene's tiles; returns the scenes that had to finish to make room, oldest first."""
-        future = self.pool.submit(_write_tiles, self.root, raw, scene.tiles, self.tile_out)
-        self.waiting.append((raw, scene, future))
+        self.waiting.append((raw, scene, self.pool.submit(self._start, raw, scene)))
         return [self._finish() for _ in range(len(self.waiting) - self.limit)]
 
     def drain(self) -> list[_Written]:
         """Every waiting scene, once written, oldest first."""
         return [self._finish() for _ in range(len(self.waiting))]
 
+    def _start(self, raw: RawSample, scene: SceneTiles) -> list[Future[None]]:
+        """On a tile thread: decode the scene if some of its tiles are not written yet; queue those."""
+        fs, base = fsspec.core.url_to_fs(self.tile_out)
+        missing = [(window, tile.image.split("/", 1)[1]) for tile, window in scene.tiles]
+        missing = [(window, name) for window, name in missing if not fs.exists(join(base, name))]
+        if not missing:
+            return []
+        pixels = _decode(self.root, raw.image)
+        return [self.pool.submit(_write_tile, pixels, window, join(self.tile_out, name)) for window, name in missing]
+
     def _finish(self) -> _Written:
-        raw, scene, future = self.waiting.popleft()
-        error = future.exception()
-        if error is not None and not isinstance(error, OSError | ValueError):
-            raise error
-        return raw, scene, error
+        raw, scene, started = self.waiting.popleft()
+        try:
+            for tile in started.result():
+                tile.result()
+        except (OSError, ValueError) as error:
+            return raw, scene, error
+        return raw, scene, None
 
 
 def _written_items(scenes: list[_Written], quarantine: Quarantine) -> list[_Image | _Skip]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import struct
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -198,8 +197,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib_ng.crc32(data, zlib_ng.crc32(kind)))
 
 
-def crop_tiles(pixels: np.ndarray, tiles: list[Window]) -> Iterator[tuple[Window, bytes]]:
-    """Encode each window of a decoded image (decoded once, cropped as array views) as PNG."""
-    for window in tiles:
-        x0, y0, x1, y1 = window
-        yield window, encode_png(pixels[y0:y1, x0:x1])
+def encode_tile(pixels: np.ndarray, window: Window) -> bytes:
+    """The PNG of one window of a decoded image (cropped as an array view, no copy)."""
+    x0, y0, x1, y1 = window
+    return encode_png(pixels[y0:y1, x0:x1])
