@@ -155,11 +155,12 @@ _Written = tuple[RawSample, SceneTiles, Exception | None]  # a scene, its tiles,
 
 
 class _TileWriter:
-    """Writes the tiles of scenes on `workers` threads while the caller reads, cuts and converts the next ones:
-    decoding, OpenCV's PNG encoder and file writes run outside the GIL. A scene's first task decodes it and
-    queues one task per tile not written yet, so both cores stay busy to the last tile of a large scene.
-    At most workers + 1 scenes are taken at a time, so memory holds at most that many decoded scenes
-    whatever the release size. Scenes come back in the order given, each with the error that stopped it."""
+    """Writes the tiles of scenes on `workers` threads while the caller reads, cuts and converts the next ones
+    (decoding, filtering and deflating the PNG and file writes run mostly outside the GIL). A scene's first
+    task decodes it and queues one task per tile not written yet, so both cores stay busy to the last tile of
+    a large scene. At most workers + 1 scenes are taken at a time, so memory holds at most that many decoded
+    scenes whatever the release size. Scenes come back in the order given, each with the error that stopped
+    it."""
 
     def __init__(self, root: SourceRoot, tile_out: str, workers: int):
         self.root, self.tile_out, self.limit = root, tile_out, workers + 1

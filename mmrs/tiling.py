@@ -4,8 +4,9 @@ Windows of `size` pixels step by `size - overlap`; the last row and column are s
 image border, so every tile is full-size when the image is at least that large. An object goes into a tile
 when at least `min_visible` of its area lies inside; it is then clipped to the tile (the OBB becomes the
 minimum-area rectangle of its visible part). Tile ids are the devkit's at resize rate 1 (scenes are cut at
-their own resolution): "P0001__1__824___0" (key, rate, x0, y0). Tiles are written once: an existing tile
-file is left alone, so re-runs are cheap.
+their own resolution): "P0001__1__824___0" (key, rate, x0, y0). Tiles are lossless PNG at the settings of
+the devkit's cv2.imwrite (see `encode_png`), written once: an existing tile file is left alone, so re-runs
+are cheap.
 
 Where ImgSplit keeps the part of an object under the threshold, marked difficult "2", we leave it out, and
 count it: an object (or referred box) that lands in no tile is reported with its reason (outside the scene,
