@@ -129,7 +129,7 @@ def labelled_scenes(release: Path) -> list[Path]:
     return sorted(path for split in ("train", "val") for path in (release / split / "images").glob("*.png"))
 
 
-def devkit_split(scene: Path, out: Path, size: int = 1024, gap: int = 200) -> tuple[int, int]:
+def devkit_split(scene: Path, out: Path, size: int = 1024, gap: int = 200) -> tuple[int, float]:
     """One scene cut the way DOTA_devkit's ImgSplit does it (our re-implementation of its image part, not its
     code): cv2.imread, its window loop, a copy of each window written by cv2.imwrite as PNG with OpenCV's
     defaults, tile ids <stem>__1__<left>___<up>. Without padding (the devkit's padding=False), so its tiles hold
