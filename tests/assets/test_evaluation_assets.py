@@ -2,6 +2,7 @@
 and reused, a cut-short file resumed, the CLI's score equal to the asset's, the tables and pictures in MLflow."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -68,7 +69,8 @@ def _materialize(resources, benchmarks=NAMES):
 def test_answers_are_generated_once_resumed_and_rescored_without_generation(world):
     root, resources, run_id = world
     first, checks = _materialize(resources)
-    assert first["predictions/nwpu_resisc45"]["generated_now"].value == first["predictions/nwpu_resisc45"]["answers"].value
+    made = first["predictions/nwpu_resisc45"]
+    assert made["generated_now"].value == made["answers"].value
     assert all(c.passed for (asset, name), c in checks.items() if name == "every_question_answered")
     again, _ = _materialize(resources)
     assert again["predictions/nwpu_resisc45"]["generated_now"].value == 0
@@ -76,13 +78,13 @@ def test_answers_are_generated_once_resumed_and_rescored_without_generation(worl
 
     # an interrupted generation: the file cut after 10 answers and half a line; the rest is asked, no more
     path = first["predictions/dior_rsvg"]["predictions"].value
-    lines = open(path, encoding="utf-8").read().splitlines(keepends=True)
+    lines = Path(path).read_text(encoding="utf-8").splitlines(keepends=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write("".join(lines[:10]) + lines[10][:7])
     resumed, _ = _materialize(resources, ["dior_rsvg"])
     assert resumed["predictions/dior_rsvg"]["kept_from_before"].value == 10
     assert resumed["predictions/dior_rsvg"]["generated_now"].value == len(lines) - 10
-    assert open(path, encoding="utf-8").read() == "".join(lines)  # greedy: the same answers as before
+    assert Path(path).read_text(encoding="utf-8") == "".join(lines)  # greedy: the same answers as before
 
 
 def test_the_cli_scores_the_stored_answers_as_the_asset_did(world, capsys):
