@@ -9,14 +9,21 @@ One epoch, for a seed (everything before image loading is a pure function of see
                  source's weight share of the epoch (default weights: the sources' sizes, i.e. one pass)
     batches      windows of bucket_batches * batch_size samples, sorted by token length, cut into batches
                  whose order is shuffled (seeded); `group_by_length=False` cuts the mixed order as it comes
-    load         only for a batch this rank and DataLoader worker delivers: images, then `collate`
+    index        the epoch's plan, computed once and stored (see below)
+    load         only for a batch this rank and DataLoader worker delivers: its records read again at their
+                 stored offsets and encoded, images decoded, then `collate`
 
 An epoch holds as many samples as the selected records (the manifests' counts for the selected splits and
 tasks), so the number of batches is known up front and `len()` is exact; that also keeps Lightning from
 fetching a batch ahead of the model. The position (epoch, batches delivered) is recorded in the main process
-as each batch reaches the consumer; a resumed stream replays the epoch's plan without decoding images and
-continues with the next batch. That replay reads and tokenises the epoch up to the position (no image is
-decoded), as does every rank and DataLoader worker for the whole epoch; only image decoding is divided.
+as each batch reaches the consumer; a resumed stream continues with the next batch.
+
+The plan index (`PlanIndex`): the first process on a machine that needs an epoch's plan computes it (under a
+file lock) and stores it in the plan cache (`EARTHGPT_PLAN_CACHE`, default <tmp>/earthgpt-plans, keyed by
+everything that decides the batches): for every planned sample its source, shard, byte offset, record length
+and token count, the batch boundaries, and the skips and truncations met while planning. Every rank and
+DataLoader worker memory-maps it and reads and tokenises only the records of its own batches, so the cost of
+planning is paid once per machine, not once per rank and worker, and resuming at any position costs nothing.
 
 A skipped record's place goes to its source's next record, so a source with many unusable records repeats its
 usable ones within an epoch: `stats.skipped` shows the reasons. A source with none at all is an error.
@@ -24,33 +31,44 @@ usable ones within an epoch: `stats.skipped` shows the reasons. A source with no
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import math
+import os
 import posixpath
 import random
+import shutil
+import tempfile
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import count, islice
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import fsspec
 import lightning as L
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from transformers import PreTrainedTokenizerBase
 
 from mmrs.shards import join, read_json, resolve_location
+from mmrs.storage import is_local_fs
 from models.config import EarthGPTConfig
 from models.earthgpt import IGNORE_INDEX
 from models.image_transform import load_record_image, preprocess
 from models.tokenization import encode_conversation
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
+PLAN_CACHE_ENV = "EARTHGPT_PLAN_CACHE"  # where plan indexes are stored (a local folder)
 MALFORMED_LINE = "malformed JSON line"
 MALFORMED_RECORD = "malformed record"
 UNREADABLE_IMAGE = "unreadable image"
@@ -180,13 +198,15 @@ def quotas(sources: list[Source], weights: Mapping[str, float] | None) -> dict[s
 # --- records -> samples ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Sample:
-    """An encoded record: input_ids and labels (T,), and its image relative to image_root."""
+    """An encoded record: input_ids and labels (T,), and its image relative to image_root; location: (source,
+    shard, byte offset, bytes) of its line, when it was planned from shards."""
 
     id: str
     image_root: str
     image: str
     input_ids: list[int]
     labels: list[int]
+    location: tuple[int, int, int, int] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -230,7 +250,8 @@ class _Encoder:
     holdout_permille: int = 0
     held_out: bool = False  # True: only the held-out records (validation); False: all others (training)
 
-    def __call__(self, line: bytes, image_root: str, tally: _Tally) -> Sample | None:
+    def __call__(self, line: bytes, image_root: str, tally: _Tally,
+                 location: tuple[int, int, int, int] | None = None) -> Sample | None:
         """A shard line -> Sample; None for another task, the other side of the holdout, or a bad record
         (counted in `tally`)."""
         record = _parse(line)
@@ -244,7 +265,7 @@ class _Encoder:
         try:
             turns = record["conversations"]
             encoded = encode_conversation(self.tokenizer, turns, self.max_tokens)
-            sample = Sample(record["id"], image_root, record["image"], encoded.input_ids, encoded.labels)
+            sample = Sample(record["id"], image_root, record["image"], encoded.input_ids, encoded.labels, location)
         except (KeyError, TypeError, AttributeError):
             tally.skip(MALFORMED_RECORD, record.get("id"))
             return None
@@ -260,17 +281,22 @@ def _rng(*parts: object) -> random.Random:
     return random.Random("/".join(map(str, parts)))
 
 
-def _lines(url: str) -> Iterator[bytes]:
+def _lines(url: str) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line) of every non-blank line."""
+    offset = 0
     with fsspec.open(url, "rb") as f:
-        yield from (line for line in f if line.strip())
+        for line in f:
+            if line.strip():
+                yield offset, line
+            offset += len(line)
 
 
-def _shuffled(items: Iterable[bytes], size: int, rng: random.Random) -> Iterator[bytes]:
+def _shuffled(items: Iterable[T], size: int, rng: random.Random) -> Iterator[T]:
     """Items in random order with at most `size` held at once (size 0: unchanged)."""
     if size == 0:
         yield from items
         return
-    buffer: list[bytes] = []
+    buffer: list[T] = []
     for item in items:
         if len(buffer) < size:
             buffer.append(item)
@@ -315,6 +341,100 @@ class PlannedBatch:
     samples: list[Sample]
     skipped: dict[str, int]  # records skipped while this batch's window was planned
     truncated: int  # conversations cut to fit while this batch's window was planned
+
+
+# --- the stored plan ---------------------------------------------------------------------------------------
+def plan_cache() -> Path:
+    """Where plan indexes are stored: $EARTHGPT_PLAN_CACHE, else <tmp>/earthgpt-plans (a local folder)."""
+    return Path(os.environ.get(PLAN_CACHE_ENV) or Path(tempfile.gettempdir()) / "earthgpt-plans")
+
+
+SAMPLE_ROW = np.dtype([("source", "<u2"), ("shard", "<u4"), ("offset", "<u8"), ("bytes", "<u4"), ("tokens", "<u4")])
+
+
+@dataclass(frozen=True)
+class PlanIndex:
+    """An epoch's plan over all ranks, stored in `folder`: `samples.npy` (one SAMPLE_ROW per planned sample, in
+    epoch order: source and shard indexes, byte offset and length of its line, its token count), `batches.npy`
+    (int64 boundaries: batch i is samples[batches[i]:batches[i+1]]) and `tallies.json` (the skips and
+    truncations met while planning, by the batch that reports them). Opened memory-mapped."""
+
+    folder: str
+    samples: np.ndarray
+    batches: np.ndarray
+    tallies: dict[int, tuple[dict[str, int], int]]
+
+    def __len__(self) -> int:
+        return len(self.batches) - 1
+
+    def locations(self, index: int) -> list[tuple[int, int, int, int]]:
+        rows = self.samples[self.batches[index]:self.batches[index + 1]]
+        return [(int(r["source"]), int(r["shard"]), int(r["offset"]), int(r["bytes"])) for r in rows]
+
+    def tally(self, index: int) -> tuple[dict[str, int], int]:
+        return self.tallies.get(index, ({}, 0))
+
+    @staticmethod
+    def complete(folder: Path) -> bool:
+        return (folder / "tallies.json").exists()  # written last
+
+    @classmethod
+    def open(cls, folder: Path) -> PlanIndex:
+        tallies = json.loads((folder / "tallies.json").read_text())
+        return cls(str(folder), np.load(folder / "samples.npy", mmap_mode="r"),
+                   np.load(folder / "batches.npy", mmap_mode="r"),
+                   {int(k): (dict(v[0]), int(v[1])) for k, v in tallies.items()})
+
+    @staticmethod
+    def write(folder: Path, batches: Iterable[PlannedBatch]) -> None:
+        """Store a plan (atomically: written beside `folder`, then renamed)."""
+        columns = {name: array(code) for name, code in
+                   (("source", "H"), ("shard", "L"), ("offset", "Q"), ("bytes", "L"), ("tokens", "L"))}
+        bounds, tallies = array("q", [0]), {}
+        for batch in batches:
+            for sample in batch.samples:
+                source, shard, offset, size = sample.location
+                for name, value in zip(("source", "shard", "offset", "bytes", "tokens"),
+                                       (source, shard, offset, size, len(sample.input_ids)), strict=True):
+                    columns[name].append(value)
+            bounds.append(len(columns["source"]))
+            if batch.skipped or batch.truncated:
+                tallies[batch.index] = [batch.skipped, batch.truncated]
+        rows = np.empty(len(columns["source"]), SAMPLE_ROW)
+        for name, values in columns.items():
+            rows[name] = np.frombuffer(values, dtype=values.typecode) if values else []
+        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        np.save(scratch / "samples.npy", rows)
+        np.save(scratch / "batches.npy", np.frombuffer(bounds, dtype=np.int64))
+        (scratch / "tallies.json").write_text(json.dumps({str(k): v for k, v in tallies.items()}))
+        if folder.exists():  # an incomplete plan of a process that died
+            shutil.rmtree(folder)
+        os.rename(scratch, folder)
+
+
+class _RangeReader:
+    """Byte ranges of shards: local files through pread on a kept descriptor, others through fsspec."""
+
+    def __init__(self) -> None:
+        self._local: dict[str, int] = {}
+        self._remote: dict[str, tuple[fsspec.AbstractFileSystem, str]] = {}
+
+    def read(self, url: str, offset: int, size: int) -> bytes:
+        if url in self._local:
+            return os.pread(self._local[url], size, offset)
+        if url not in self._remote:
+            fs, path = fsspec.core.url_to_fs(url)
+            if is_local_fs(fs):
+                self._local[url] = os.open(path, os.O_RDONLY)
+                return self.read(url, offset, size)
+            self._remote[url] = (fs, path)
+        fs, path = self._remote[url]
+        return fs.cat_file(path, start=offset, end=offset + size)
+
+    def __del__(self) -> None:
+        for descriptor in self._local.values():
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
 
 
 # --- batches -----------------------------------------------------------------------------------------------
@@ -440,16 +560,29 @@ class MMRSStream(IterableDataset):
                            for s in self.sources]}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
+    @property
+    def plan_key(self) -> str:
+        """Hash of everything that decides an epoch's plan (over all ranks): the fingerprint's settings less the
+        number of ranks, and the whole tokenizer (its lengths decide the length grouping)."""
+        c = self.config
+        key = {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
+               "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "tasks": c.tasks,
+               "max_tokens": self.encoder.max_tokens, "holdout_permille": c.holdout_permille, "quota": self.quota,
+               "tokenizer": hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
+               "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
+                           for s in self.sources]}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
     # --- the plan: no images -------------------------------------------------------------------------------
-    def _source_samples(self, source: Source, epoch: int, tally: _Tally) -> Iterator[Sample]:
+    def _source_samples(self, index: int, source: Source, epoch: int, tally: _Tally) -> Iterator[Sample]:
         """Good samples of one source, pass after pass (each pass reshuffled); raises if a pass has none."""
         for cycle in count():
             rng = _rng(self.config.seed, epoch, source.name, cycle)
-            urls = rng.sample(source.shard_urls, len(source.shard_urls))
-            lines = (line for url in urls for line in _lines(url))
+            order = rng.sample(range(len(source.shard_urls)), len(source.shard_urls))
+            lines = ((shard, offset, line) for shard in order for offset, line in _lines(source.shard_urls[shard]))
             before, produced = Counter(tally.skipped), 0
-            for line in _shuffled(lines, self.config.shuffle_buffer, rng):
-                sample = self.encoder(line, source.image_root, tally)
+            for shard, offset, line in _shuffled(lines, self.config.shuffle_buffer, rng):
+                sample = self.encoder(line, source.image_root, tally, (index, shard, offset, len(line)))
                 if sample is not None:
                     produced += 1
                     yield sample
@@ -458,9 +591,10 @@ class MMRSStream(IterableDataset):
                                  f"skipped: {dict(tally.skipped - before)}")
 
     def plan(self, epoch: int) -> Iterator[PlannedBatch]:
-        """Every batch of `epoch` over all ranks, in order, without reading images."""
+        """Every batch of `epoch` over all ranks, in order, computed from the shards (no image read)."""
         tally = _Tally()
-        streams = {s.name: self._source_samples(s, epoch, tally) for s in self.sources if s.name in self.quota}
+        streams = {s.name: self._source_samples(i, s, epoch, tally) for i, s in enumerate(self.sources)
+                   if s.name in self.quota}
         samples = _mix(streams, self.quota, _rng(self.config.seed, epoch, "mix"))
         order = _rng(self.config.seed, epoch, "batches")
         size = self.config.batch_size
@@ -473,16 +607,52 @@ class MMRSStream(IterableDataset):
                 index += 1
                 skipped, truncated = {}, 0
 
+    def plan_index(self, epoch: int) -> PlanIndex:
+        """The stored plan of `epoch`: found in the plan cache, or computed now by this process while the
+        others on the machine wait for it (a file lock); memory-mapped, kept for this process."""
+        plans = self.__dict__.setdefault("_plans", {})
+        if epoch not in plans:
+            folder = plan_cache() / self.plan_key[:24] / f"epoch-{epoch:05d}"
+            if not PlanIndex.complete(folder):
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                with open(f"{folder}.lock", "w") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    if not PlanIndex.complete(folder):
+                        PlanIndex.write(folder, self.plan(epoch))
+            plans.clear()  # one epoch at a time
+            plans[epoch] = PlanIndex.open(folder)
+        return plans[epoch]
+
+    def planned_batch(self, plan: PlanIndex, index: int) -> PlannedBatch:
+        """Batch `index` of a stored plan: its records read again at their offsets and encoded."""
+        samples = []
+        for source, shard, offset, size in plan.locations(index):
+            home = self.sources[source]
+            line = self._reader.read(home.shard_urls[shard], offset, size)
+            sample = self.encoder(line, home.image_root, _Tally())
+            if sample is None:
+                raise ValueError(f"{home.shard_urls[shard]} changed after its plan was made (byte {offset}): "
+                                 f"remove {plan.folder} and start again")
+            samples.append(sample)
+        skipped, truncated = plan.tally(index)
+        return PlannedBatch(index, samples, skipped, truncated)
+
+    @property
+    def _reader(self) -> _RangeReader:
+        return self.__dict__.setdefault("_ranges", _RangeReader())
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for DataLoader workers without the memory maps and open files (each process opens its own)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_plans", "_ranges")}
+
     # --- delivery ------------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
         epoch, start = self.epoch, self.position
         worker, workers = _worker_share()
-        for planned in self.plan(epoch):
-            step, rank = divmod(planned.index, self.world_size)
-            if step >= len(self):
-                return
-            if rank == self.rank and step >= start and (step - start) % workers == worker:
-                yield self._load(planned, epoch, step)
+        plan = self.plan_index(epoch)
+        for step in range(start, len(self)):
+            if (step - start) % workers == worker:
+                yield self._load(self.planned_batch(plan, step * self.world_size + self.rank), epoch, step)
 
     def _load(self, planned: PlannedBatch, epoch: int, step: int) -> dict[str, Any]:
         """The collated batch with "info"; samples whose image cannot be read are left out and counted."""
@@ -537,6 +707,7 @@ class StreamLoader(DataLoader):
         self.stream = stream
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        self.stream.plan_index(self.stream.epoch)  # here, before worker processes start and map it
         for batch in super().__iter__():
             self.stream.record(batch.pop("info"))
             if batch:
@@ -560,7 +731,7 @@ def held_out_samples(sources: list[Source], config: DataConfig, model_config: Ea
     tally = _Tally()
     for source in sources:
         share = max(1, round(config.val_samples * source.size / total))
-        found = (sample for url in source.shard_urls for line in _lines(url)
+        found = (sample for url in source.shard_urls for _, line in _lines(url)
                  if (sample := encoder(line, source.image_root, tally)) is not None)
         samples += islice(found, share)
     return samples

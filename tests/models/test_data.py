@@ -9,6 +9,7 @@ from pathlib import Path
 
 import fsspec
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -305,3 +306,38 @@ def test_a_moved_corpus_gives_the_same_batches(corpus, tok, tmp_path):
         assert torch.equal(a["pixels"], b["pixels"])
     copied = data.load_sources(DataConfig(manifest=str(tmp_path / "copy" / "out" / "mmrs_1m.json")), None)
     assert all(source.image_root.startswith(str(tmp_path / "copy" / "raw")) for source in copied)  # not the original
+
+
+def test_two_ranks_read_one_stored_plan_with_disjoint_complete_coverage(corpus, tok, tmp_path, monkeypatch):
+    """The epoch's plan is computed once and stored; each rank memory-maps it and takes its own batches."""
+    monkeypatch.setenv(data.PLAN_CACHE_ENV, str(tmp_path / "plans"))
+    written = []
+    write = data.PlanIndex.write
+    monkeypatch.setattr(data.PlanIndex, "write", staticmethod(lambda folder, batches: (written.append(folder),
+                                                                                       write(folder, batches))))
+    config = DataConfig(manifest=str(corpus / "mmrs_1m.json"), batch_size=4, num_workers=2)
+    sources = data.load_sources(config, None)
+    streams = [data.MMRSStream(sources, config, MODEL, tok, rank=r, world_size=2) for r in (0, 1)]
+    ranks = [_ids(_epoch(data.StreamLoader(s, num_workers=2))) for s in streams]
+    assert len(written) == 1  # one plan for both ranks and their four workers
+    plan = streams[0].plan_index(0)
+    assert isinstance(plan.samples, np.memmap) and plan.folder == streams[1].plan_index(0).folder
+    assert set(ranks[0]).isdisjoint(ranks[1]) and len(set(ranks[0])) == len(ranks[0])
+    delivered = 2 * len(streams[0])  # batches of the epoch both ranks deliver (an odd last one is left)
+    planned = [streams[0].planned_batch(plan, i) for i in range(delivered)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(s.id for b in planned for s in b.samples)
+    assert [int(n) for n in plan.samples["tokens"][:4]] == [len(s.input_ids) for s in planned[0].samples]
+
+
+def test_the_stored_plan_gives_the_batches_the_shards_give(corpus, tok, tmp_path, monkeypatch):
+    monkeypatch.setenv(data.PLAN_CACHE_ENV, str(tmp_path / "plans"))
+    config = DataConfig(sources=tuple(_two_sources(corpus)), batch_size=8, bucket_batches=2)
+    stream = data.MMRSStream(data.load_sources(config, None), config, MODEL, tok)
+    computed = list(stream.plan(0))
+    plan = stream.plan_index(0)
+    assert len(plan) == len(computed)
+    for batch in computed:
+        stored = stream.planned_batch(plan, batch.index)
+        assert [s.id for s in stored.samples] == [s.id for s in batch.samples]
+        assert [s.input_ids for s in stored.samples] == [s.input_ids for s in batch.samples]
+        assert (stored.skipped, stored.truncated) == (batch.skipped, batch.truncated)
