@@ -19,6 +19,7 @@ import tempfile
 
 import dagster as dg
 
+from assets.placement import LOCAL_PLACEMENTS, PLAIN, Placement, Placements, fails_fast_unless_transient
 from assets.resources import ModelLoaderResource, StorageResource
 from assets.run_config import config_schema, read_config, settings_markdown
 from evaluation.benchmarks import (
@@ -35,6 +36,7 @@ from evaluation.predictions import read_predictions
 from evaluation.settings import EvaluationSettings
 from evaluation.store import complete_predictions, missing_ids, prediction_key, predictions_url
 from evaluation.tables import PAPER_TABLES, benchmark_table, render_tables, table_rows
+from mmrs.code_version import code_version
 from mmrs.shards import atomic_write_bytes, join, read_json, write_json
 from models.io import model_digest
 
@@ -54,11 +56,13 @@ def _located(benchmark: Benchmark, storage: StorageResource, settings: Evaluatio
     return data, predictions_url(storage.eval, benchmark, key), key.digest
 
 
-def build_predictions_asset(benchmark: Benchmark, defaults: EvaluationSettings) -> dg.AssetsDefinition:
+def build_predictions_asset(benchmark: Benchmark, defaults: EvaluationSettings, placement: Placement = PLAIN
+                            ) -> dg.AssetsDefinition:
     key = ["predictions", benchmark.name]
 
     @dg.asset(key=key, group_name="evaluation", deps=["earthgpt_model", dg.AssetKey(["mmrs", benchmark.source])],
-              kinds={"pytorch"}, config_schema=config_schema(defaults),
+              kinds={"pytorch"}, config_schema=config_schema(defaults), **placement.asset_kwargs(),
+              code_version=code_version("evaluation.predict", "evaluation.store"),
               check_specs=[dg.AssetCheckSpec(
                   "every_question_answered", asset=key, blocking=True,
                   description="Every question of the benchmark has an answer (blocking: a partial set of answers "
@@ -66,6 +70,7 @@ def build_predictions_asset(benchmark: Benchmark, defaults: EvaluationSettings) 
               description=f"The stage-3 model's answers to {benchmark.name} ({benchmark.source} {benchmark.split}), "
                           "stored under storage.eval/predictions and keyed by the model's weights, the data, the "
                           "prompts and the generation settings: an unchanged model is not asked again.")
+    @fails_fast_unless_transient
     def _predictions(context: dg.AssetExecutionContext, storage: StorageResource,
                      model_loader: ModelLoaderResource) -> dg.MaterializeResult:
         from evaluation.predict import predict_benchmark
@@ -115,7 +120,8 @@ def _previous_headline(context: dg.AssetExecutionContext, benchmark: Benchmark) 
     return None if value is None else float(value.value)
 
 
-def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings) -> dg.AssetsDefinition:
+def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings, placement: Placement = PLAIN
+                     ) -> dg.AssetsDefinition:
     key = ["eval", benchmark.name]
     checks = {
         "beats_image_blind_baseline": f"Our {benchmark.headline} is above the image-blind baseline's (a model that "
@@ -127,12 +133,14 @@ def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings) -> dg.A
     }
 
     @dg.asset(key=key, group_name="evaluation", deps=[dg.AssetKey(["predictions", benchmark.name])],
-              kinds={"python"}, config_schema=config_schema(defaults),
+              kinds={"python"}, config_schema=config_schema(defaults), **placement.asset_kwargs(),
+              code_version=code_version("evaluation.benchmarks", "evaluation.pictures", "evaluation.confidence"),
               check_specs=[dg.AssetCheckSpec(name, asset=key, description=text) for name, text in checks.items()],
               description=f"Table {benchmark.table}: {benchmark.source} {benchmark.split} ({benchmark.task}, "
                           f"{benchmark.setting}): the stored answers scored with the paper's metrics beside an "
                           f"image-blind baseline (paper {benchmark.headline} "
                           f"{benchmark.paper.get(benchmark.headline)}); re-scoring never re-generates.")
+    @fails_fast_unless_transient
     def _eval(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
         settings = read_config(defaults, context.op_execution_context.op_config)
         data, url, _ = _located(benchmark, storage, settings)
@@ -179,9 +187,10 @@ def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings) -> dg.A
     return _eval
 
 
-def build_paper_tables_asset(benchmarks: list[Benchmark]) -> dg.AssetsDefinition:
+def build_paper_tables_asset(benchmarks: list[Benchmark], placement: Placement = PLAIN) -> dg.AssetsDefinition:
     @dg.asset(name="paper_tables", group_name="evaluation",
               deps=[dg.AssetKey(["eval", b.name]) for b in benchmarks], kinds={"mlflow"},
+              code_version=code_version("evaluation.tables", "models.tracking"), **placement.asset_kwargs(),
               check_specs=[dg.AssetCheckSpec(
                   "every_benchmark_beats_its_baseline", asset="paper_tables",
                   description="Every benchmark's headline metric beats its image-blind baseline; only then does "
@@ -190,6 +199,7 @@ def build_paper_tables_asset(benchmarks: list[Benchmark]) -> dg.AssetsDefinition
                           "baseline added, each of our cells naming its result file; written to storage.eval/"
                           "report.md and logged (tables, metrics, pictures) to the stage-3 MLflow run. The "
                           "registered model version becomes `champion` only if every benchmark beats its baseline.")
+    @fails_fast_unless_transient
     def paper_tables(storage: StorageResource) -> dg.MaterializeResult:
         from models.tracking import promote
 
@@ -247,9 +257,10 @@ def _metric_name(benchmark: str, metric: str) -> str:
     return f"eval/{benchmark}/{metric.replace(' ', '_').replace('@', '_at_')}"
 
 
-def build_evaluation_assets(benchmarks: list[Benchmark], defaults: EvaluationSettings | None = None
-                            ) -> list[dg.AssetsDefinition]:
+def build_evaluation_assets(benchmarks: list[Benchmark], defaults: EvaluationSettings | None = None,
+                            placements: Placements = LOCAL_PLACEMENTS) -> list[dg.AssetsDefinition]:
     """predictions/<name> and eval/<name> per benchmark, and paper_tables over them."""
     defaults = defaults or EvaluationSettings()
-    return [*(build_predictions_asset(b, defaults) for b in benchmarks),
-            *(build_eval_asset(b, defaults) for b in benchmarks), build_paper_tables_asset(benchmarks)]
+    return [*(build_predictions_asset(b, defaults, placements.inference) for b in benchmarks),
+            *(build_eval_asset(b, defaults, placements.default) for b in benchmarks),
+            build_paper_tables_asset(benchmarks, placements.default)]

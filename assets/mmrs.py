@@ -9,9 +9,11 @@ import hashlib
 
 import dagster as dg
 
+from assets.placement import LOCAL_PLACEMENTS, PLAIN, Placement, Placements, fails_fast_unless_transient
 from assets.resources import StorageResource
 from assets.run_config import config_schema, read_config, settings_markdown
 from mmrs.build import ConversionSettings, build_mmrs_1m, convert_source
+from mmrs.code_version import code_version, source_modules
 from mmrs.quality import check_source
 from mmrs.readers.base import SourceSpec
 from mmrs.registry import SOURCES
@@ -53,13 +55,16 @@ def _quarantine_md(summary: dict) -> str:
     return "\n".join(rows) if len(rows) > 2 else "nothing quarantined or corrected"
 
 
-def build_raw_asset(spec: SourceSpec, fed_by_sample_corpus: bool) -> dg.AssetsDefinition:
+def build_raw_asset(spec: SourceSpec, fed_by_sample_corpus: bool, placement: Placement = PLAIN
+                    ) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(["sample", spec.name])] if fed_by_sample_corpus and spec.name in SAMPLE_DATASETS else []
 
     @dg.asset(key=["raw", spec.name], group_name="raw", deps=deps, kinds={"python", spec.modality},
+              code_version=code_version("mmrs.storage"), **placement.asset_kwargs(),
               description=f"{spec.title}: the official release as it unpacks, found under storage.raw "
                           f"(or storage.raw_roots.{spec.name}); its file listing is fingerprinted, so a "
                           "changed release gets a new data version.")
+    @fails_fast_unless_transient
     def _raw(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
         root = SourceRoot(storage.raw_root(spec))
         if not root.exists(""):
@@ -80,16 +85,19 @@ _CHECKS = {
 }
 
 
-def build_mmrs_asset(spec: SourceSpec, defaults: ConversionSettings) -> dg.AssetsDefinition:
+def build_mmrs_asset(spec: SourceSpec, defaults: ConversionSettings, placement: Placement = PLAIN
+                     ) -> dg.AssetsDefinition:
     key = ["mmrs", spec.name]
 
     @dg.asset(key=key, group_name="mmrs", deps=[dg.AssetKey(["raw", spec.name])], kinds={"python"},
-              config_schema=config_schema(defaults),
+              config_schema=config_schema(defaults), **placement.asset_kwargs(),
+              code_version=code_version("mmrs.build", "mmrs.quality", *source_modules(spec)),
               description=f"{spec.title} converted to MMRS-1M instruction records ({', '.join(spec.tasks)}; "
                           f"{spec.modality}): JSON Lines shards, a manifest and a quarantine report under "
                           f"storage.mmrs/{spec.name}.",
               check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name != "quarantine_rate", description=text)
                            for name, text in _CHECKS.items()])
+    @fails_fast_unless_transient
     def _mmrs(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
         settings = read_config(defaults, context.op_execution_context.op_config)
         manifest = convert_source(spec, storage.raw_root(spec), storage.mmrs,
@@ -124,10 +132,15 @@ def build_mmrs_asset(spec: SourceSpec, defaults: ConversionSettings) -> dg.Asset
     return _mmrs
 
 
-def build_mmrs_1m_asset(sources: list[str]) -> dg.AssetsDefinition:
+def build_mmrs_1m_asset(sources: list[str], placement: Placement = PLAIN) -> dg.AssetsDefinition:
     @dg.asset(key="mmrs_1m", group_name="mmrs", deps=[dg.AssetKey(["mmrs", n]) for n in sources], kinds={"python"},
+              code_version=code_version("mmrs.build"), **placement.asset_kwargs(),
+              automation_condition=dg.AutomationCondition.eager(),
               description="MMRS-1M: the merged training manifest (mmrs_1m.json: every training shard of the "
-                          "enabled sources, with hashes) and the Table I-style statistics beside the paper's.")
+                          "enabled sources, with hashes) and the Table I-style statistics beside the paper's. "
+                          "Follows its sources by itself (declarative automation: after any mmrs/<source> "
+                          "updates, once none is missing or in progress).")
+    @fails_fast_unless_transient
     def mmrs_1m(storage: StorageResource) -> dg.MaterializeResult:
         merged = build_mmrs_1m(storage.mmrs, sources)
         return dg.MaterializeResult(
@@ -140,9 +153,10 @@ def build_mmrs_1m_asset(sources: list[str]) -> dg.AssetsDefinition:
     return mmrs_1m
 
 
-def build_mmrs_assets(sources: list[str], defaults: ConversionSettings, fed_by_sample_corpus: bool
-                      ) -> list[dg.AssetsDefinition]:
+def build_mmrs_assets(sources: list[str], defaults: ConversionSettings, fed_by_sample_corpus: bool,
+                      placements: Placements = LOCAL_PLACEMENTS) -> list[dg.AssetsDefinition]:
     """raw/<source> and mmrs/<source> for each source, and mmrs_1m over them."""
     specs = [SOURCES[name] for name in sources]
-    return [*(build_raw_asset(spec, fed_by_sample_corpus) for spec in specs),
-            *(build_mmrs_asset(spec, defaults) for spec in specs), build_mmrs_1m_asset(sources)]
+    on = placements.conversion
+    return [*(build_raw_asset(spec, fed_by_sample_corpus, on) for spec in specs),
+            *(build_mmrs_asset(spec, defaults, on) for spec in specs), build_mmrs_1m_asset(sources, on)]

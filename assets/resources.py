@@ -81,6 +81,7 @@ class ComputeResource(dg.ConfigurableResource):
     gradient_clip: float = 1.0
     micro_batch_size: int = 1
     activation_checkpointing: bool = False
+    processes: int = 1
 
     @property
     def distributed(self) -> DistributedConfig:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.placement import PLAIN, Placement
 from assets.resources import StorageResource
 from assets.run_config import config_schema, read_config, settings_markdown
+from mmrs.code_version import code_version
 from mmrs.synthetic.corpus import DATASETS, SampleCorpusSettings, generate_dataset
 
 
@@ -17,14 +19,17 @@ def _splits_table(splits: dict[str, int]) -> str:
     return f"| split | images |\n|---|---|\n{rows}"
 
 
-def build_sample_asset(name: str, defaults: SampleCorpusSettings) -> dg.AssetsDefinition:
+def build_sample_asset(name: str, defaults: SampleCorpusSettings, placement: Placement = PLAIN
+                       ) -> dg.AssetsDefinition:
     spec = DATASETS[name]
     expected_splits = [split for split, _ in spec.splits if split != "all"]
     key = ["sample", name]
 
     @dg.asset(
         key=key, group_name="sample_corpus", kinds={"python", spec.sensor},
-        config_schema=config_schema(defaults),
+        config_schema=config_schema(defaults), **placement.asset_kwargs(),
+        code_version=code_version("mmrs.synthetic.corpus",
+                                  f"mmrs.synthetic.writers.{spec.writer.partition(':')[0]}"),
         description=f"{spec.folder} imitation ({spec.sensor}): generated scenes written in the dataset's own "
                     f"on-disk format, quirks included, under storage.sample/{spec.folder}.",
         check_specs=[
@@ -61,5 +66,6 @@ def build_sample_asset(name: str, defaults: SampleCorpusSettings) -> dg.AssetsDe
     return _sample
 
 
-def build_sample_assets(defaults: SampleCorpusSettings) -> list[dg.AssetsDefinition]:
-    return [build_sample_asset(name, defaults) for name in DATASETS]
+def build_sample_assets(defaults: SampleCorpusSettings, placement: Placement = PLAIN
+                        ) -> list[dg.AssetsDefinition]:
+    return [build_sample_asset(name, defaults, placement) for name in DATASETS]

@@ -17,13 +17,23 @@ import dagster as dg
 import numpy as np
 import torch
 
+from assets.placement import LOCAL_PLACEMENTS, PLAIN, Placement, Placements
 from assets.resources import ComputeResource, StorageResource, TrackingResource
 from assets.run_config import config_schema, read_config, settings_markdown
+from assets.torchrun import train_across_processes
 from models.image_transform import preprocess
 from models.inference import GenerationOptions, predict
 from models.io import load_model
 from models.layout import Stage
-from models.stages import StageOutcome, TrainingContext, TrainSettings, register_model, run_stage, train_tokenizer
+from models.stages import (
+    StageOutcome,
+    TrainingContext,
+    TrainSettings,
+    register_model,
+    run_stage,
+    train_tokenizer,
+    training_code_version,
+)
 from models.tokenization import encode_prompt
 from models.trainer import all_finite, losses_fell
 
@@ -108,7 +118,7 @@ def _metadata(outcome: StageOutcome, tracking: TrackingResource, settings: dict)
 
 
 def build_stage_asset(stage: Stage, name: str, deps: list[str], train: TrainSettings, builds_model: bool,
-                      description: str) -> dg.AssetsDefinition:
+                      description: str, placement: Placement = PLAIN) -> dg.AssetsDefinition:
     """The asset of one training stage; its run config is that stage's settings (and, for the stage that
     builds the new model, the model's seed and text budget)."""
     schema = {"stage": dg.Field(config_schema(train.stage(stage)), is_required=False)}
@@ -117,7 +127,8 @@ def build_stage_asset(stage: Stage, name: str, deps: list[str], train: TrainSett
         schema["model"] = dg.Field(config_schema(train.model, exclude=exclude), is_required=False)
 
     @dg.asset(name=name, group_name="training", deps=deps, kinds={"pytorch", "mlflow"}, config_schema=schema,
-              check_specs=_check_specs(name), description=description)
+              check_specs=_check_specs(name), description=description, code_version=training_code_version(),
+              **placement.asset_kwargs())
     def _stage(context: dg.AssetExecutionContext, storage: StorageResource, tracking: TrackingResource,
                compute: ComputeResource) -> dg.MaterializeResult:
         config = context.op_execution_context.op_config or {}
@@ -125,9 +136,15 @@ def build_stage_asset(stage: Stage, name: str, deps: list[str], train: TrainSett
         model_settings = read_config(train.model, config.get("model")) if builds_model else train.model
         settings = dataclasses.replace(train, model=model_settings, **{stage: stage_settings})
         ctx = _context(settings, storage, tracking, compute, context.run.run_id)
-        outcome = run_stage(ctx, stage)
+        if compute.processes > 1:  # torchrun's ranks, reporting through Pipes (assets/torchrun.py)
+            outcome, progress = train_across_processes(context, ctx, stage, compute.processes)
+        else:
+            outcome, progress = run_stage(ctx, stage), []
         metadata = _metadata(outcome, tracking, {"model": model_settings, stage: stage_settings,
                                                  "compute": compute.distributed})
+        metadata |= {"processes": compute.processes,
+                     "checkpoint_steps": ", ".join(str(m["checkpoint_step"]) for m in progress
+                                                   if "checkpoint_step" in m) or "none reported"}
         if stage == "stage3":
             registration = register_model(ctx, outcome)
             metadata |= {"registered_model": f"{registration['registered_model']} v{registration['version']}",
@@ -137,8 +154,9 @@ def build_stage_asset(stage: Stage, name: str, deps: list[str], train: TrainSett
     return _stage
 
 
-def build_tokenizer_asset(train: TrainSettings) -> dg.AssetsDefinition:
+def build_tokenizer_asset(train: TrainSettings, placement: Placement = PLAIN) -> dg.AssetsDefinition:
     @dg.asset(name="tokenizer", group_name="training", deps=["mmrs_1m"], kinds={"python"},
+              code_version=training_code_version(), **placement.asset_kwargs(),
               config_schema=config_schema(train.model, exclude=("preset", "seed", "max_text_tokens")),
               description="The tokenizer every stage uses: for the tiny preset a byte-level BPE trained on the "
                           "MMRS-1M training text; for the paper preset LLaMA's own, copied from its folder.")
@@ -155,32 +173,33 @@ def build_tokenizer_asset(train: TrainSettings) -> dg.AssetsDefinition:
     return tokenizer
 
 
-def build_pretrained_llm_asset(train: TrainSettings) -> dg.AssetsDefinition:
+def build_pretrained_llm_asset(train: TrainSettings, placements: Placements = LOCAL_PLACEMENTS) -> dg.AssetsDefinition:
     description = ("The LLM the paper starts from. paper preset: LLaMA-2 from its folder, nothing trained. tiny "
                    "preset: a stand-in trained here - causal LM on the MMRS training text, every LLM weight, no "
                    "image (train.text).")
     if train.trains_text:
         return build_stage_asset("text", "pretrained_llm", ["tokenizer", "mmrs_1m"], train, builds_model=True,
-                                 description=description)
+                                 description=description, placement=placements.training)
 
     @dg.asset(name="pretrained_llm", group_name="training", deps=["tokenizer", "mmrs_1m"], kinds={"pytorch"},
-              description=description)
+              description=description, code_version=training_code_version(), **placements.default.asset_kwargs())
     def pretrained_llm() -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"llama": train.model.weights.llama or "none", "trained_here": False})
 
     return pretrained_llm
 
 
-def build_training_assets(train: TrainSettings) -> list[dg.AssetsDefinition]:
+def build_training_assets(train: TrainSettings, placements: Placements = LOCAL_PLACEMENTS) -> list[dg.AssetsDefinition]:
     """tokenizer -> pretrained_llm -> aligned_model (stage 2) -> earthgpt_model (stage 3)."""
     return [
-        build_tokenizer_asset(train),
-        build_pretrained_llm_asset(train),
+        build_tokenizer_asset(train, placements.default),
+        build_pretrained_llm_asset(train, placements),
         build_stage_asset("stage2", "aligned_model", ["pretrained_llm", "mmrs_1m"], train,
-                          builds_model=not train.trains_text,
+                          builds_model=not train.trains_text, placement=placements.training,
                           description="Stage 2, cross-modal alignment on captions: q/k/v (with biases), RMSNorm "
                                       "scales and the visual projection train; the rest is frozen."),
         build_stage_asset("stage3", "earthgpt_model", ["aligned_model", "mmrs_1m"], train, builds_model=False,
+                          placement=placements.training,
                           description="Stage 3, unified instruction tuning on MMRS-1M: only the bias + scale of "
                                       "every decoder linear layer trains. Logged and registered in MLflow as a "
                                       "pyfunc model version (once per completed run)."),

@@ -4,7 +4,9 @@
 - `deepspeed_config`: the DeepSpeed JSON config. It holds no "optimizer" / "scheduler" sections: AdamW and
   the warmup-cosine schedule stay in the LightningModule (torch), and DeepSpeed wraps the client optimizer.
 - `lightning_strategy` / `trainer_kwargs`: what `L.Trainer` receives. Lightning's DeepSpeedStrategy runs on
-  CUDA only; on CPU the same LightningModule runs with the default strategy.
+  CUDA only; on CPU the same LightningModule runs with the default strategy. Under torchrun (WORLD_SIZE > 1:
+  `processes` per machine, started by models.launch) the ranks train as one: DeepSpeed, or Lightning's DDP
+  (NCCL on GPUs, gloo on CPUs).
 - `convert_zero_checkpoint`: a ZeRO-2/3 checkpoint folder (Lightning's or `engine.save_checkpoint`'s) ->
   the `models.io` folder (safetensors, no pickle), loadable with `models.io.load_model`.
 """
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
-from lightning.pytorch.strategies import DeepSpeedStrategy
+from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, Strategy
 from transformers import PreTrainedTokenizerFast
 
 from models.adapters import POLICIES, STAGE3
@@ -49,6 +52,7 @@ class DistributedConfig:
     gradient_clip: float = 1.0
     micro_batch_size: int = 1  # samples per device per forward
     activation_checkpointing: bool = False  # recompute each LLaMA block in the backward pass
+    processes: int = 1  # training processes per machine (one per GPU); > 1: launched by torchrun (models.launch)
 
     def __post_init__(self) -> None:
         _require(self.strategy in get_args(StrategyName), f"strategy {self.strategy!r} not in {get_args(StrategyName)}")
@@ -58,6 +62,7 @@ class DistributedConfig:
         _require(self.gradient_accumulation >= 1, f"gradient_accumulation {self.gradient_accumulation} < 1")
         _require(self.micro_batch_size >= 1, f"micro_batch_size {self.micro_batch_size} < 1")
         _require(self.gradient_clip >= 0, f"gradient_clip {self.gradient_clip} < 0")
+        _require(self.processes >= 1, f"processes {self.processes} < 1")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DistributedConfig:
@@ -115,29 +120,43 @@ def _zero_section(cfg: DistributedConfig) -> dict[str, Any]:
 
 
 # --- Lightning ---------------------------------------------------------------------------------------------
-def lightning_strategy(cfg: DistributedConfig, *, allow_cpu_fallback: bool = False) -> DeepSpeedStrategy | str:
-    """DeepSpeedStrategy for "deepspeed" on CUDA, else "auto". Without CUDA, "deepspeed" is an error unless
-    `allow_cpu_fallback` (then "auto", with a warning)."""
-    if cfg.strategy == "auto":
-        return "auto"
-    if torch.cuda.is_available():
-        return DeepSpeedStrategy(config=deepspeed_config(cfg, for_lightning=True))
-    if not allow_cpu_fallback:
-        raise RuntimeError("strategy 'deepspeed' needs CUDA GPUs (Lightning's DeepSpeedStrategy rejects the CPU "
-                           "accelerator); use strategy 'auto' or pass allow_cpu_fallback=True")
-    log.warning("strategy 'deepspeed' requested without CUDA: training with Lightning's default strategy on CPU")
+def world() -> tuple[int, int]:
+    """(processes on this machine, machines) of this training run: torchrun's environment, else (1, 1)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", str(size)))
+    return local, max(1, size // local)
+
+
+def lightning_strategy(cfg: DistributedConfig, *, allow_cpu_fallback: bool = False) -> Strategy | str:
+    """DeepSpeedStrategy for "deepspeed" on CUDA; else Lightning's DDP when torchrun started several ranks
+    (gloo on CPUs), else "auto". Without CUDA, "deepspeed" is an error unless `allow_cpu_fallback` (then as
+    "auto", with a warning)."""
+    if cfg.strategy == "deepspeed":
+        if torch.cuda.is_available():
+            return DeepSpeedStrategy(config=deepspeed_config(cfg, for_lightning=True))
+        if not allow_cpu_fallback:
+            raise RuntimeError("strategy 'deepspeed' needs CUDA GPUs (Lightning's DeepSpeedStrategy rejects the CPU "
+                               "accelerator); use strategy 'auto' or pass allow_cpu_fallback=True")
+        log.warning("strategy 'deepspeed' requested without CUDA: training with Lightning's default strategy on CPU")
+    if world() != (1, 1):
+        return DDPStrategy(process_group_backend="nccl" if torch.cuda.is_available() else "gloo")
     return "auto"
 
 
 def trainer_kwargs(cfg: DistributedConfig, *, allow_cpu_fallback: bool = False) -> dict[str, Any]:
-    """`L.Trainer` keyword arguments: strategy, precision, accumulate_grad_batches, gradient_clip_val.
+    """`L.Trainer` keyword arguments: accelerator, devices and machines (this process alone, or torchrun's
+    ranks), strategy, precision, accumulate_grad_batches, gradient_clip_val.
 
     With DeepSpeed the engine clips (the config's `gradient_clipping`) and Lightning's own clipping is a
     no-op, so `gradient_clip_val` stays None there rather than a second, ignored source of truth.
     """
     strategy = lightning_strategy(cfg, allow_cpu_fallback=allow_cpu_fallback)
     lightning_clips = not isinstance(strategy, DeepSpeedStrategy) and cfg.gradient_clip > 0
+    devices, nodes = world()
     return {
+        "accelerator": "gpu" if torch.cuda.is_available() else "cpu",
+        "devices": devices,
+        "num_nodes": nodes,
         "strategy": strategy,
         "precision": cfg.precision if torch.cuda.is_available() else "32-true",
         "accumulate_grad_batches": cfg.gradient_accumulation,

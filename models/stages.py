@@ -8,9 +8,9 @@
 
 Each stage starts from the previous stage's saved model (models.layout), trains through models.trainer and
 records its completed run beside the model (`run.json`). A stage whose run key (settings, data, tokenizer,
-model config and starting weights; see models.trainer.run_key) matches a completed run is not trained again:
-`run_stage` returns that run (`reused`), so re-materializing an unchanged pipeline adds no MLflow run and no
-model version. Another key trains afresh.
+model config, starting weights, the training code's version; see models.trainer.run_key) matches a completed
+run is not trained again: `run_stage` returns that run (`reused`), so re-materializing an unchanged pipeline
+adds no MLflow run and no model version. Another key trains afresh.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import mlflow
 import torch
 import yaml
 
+from mmrs.code_version import code_version
 from mmrs.settings import to_mapping
 from mmrs.shards import iter_records, join, read_json, write_json
 from mmrs.templates import without_image
@@ -38,7 +39,7 @@ from models.io import load_model, writable_folder
 from models.layout import ModelLayout, Stage
 from models.tokenization import load_tokenizer, save_tokenizer, train_bpe_tokenizer
 from models.tracking import TrackingSettings, log_earthgpt_model
-from models.trainer import StageConfig, StageResult, run_key, train_stage
+from models.trainer import StageConfig, StageResult, lead_rank, run_key, train_stage
 from models.training import OptimConfig
 from models.weights import localize
 
@@ -272,12 +273,12 @@ def run_stage(ctx: TrainingContext, stage: Stage, callbacks: list | None = None)
     config = StageConfig(stage, ctx.layout.checkpoints(stage), ctx.layout.model(stage), settings.optim(),
                          checkpoint_every=settings.checkpoint_every, val_every=settings.validate_every or None,
                          seed=settings.seed, trainer=trainer_kwargs(ctx.distributed))
-    # resume only a run of these settings, data and starting weights; anything else retrains. The shards in
-    # their merged order (the stream mixes sources in it), not only the order-free content hash; the GPU
-    # count (it splits the stream into ranks).
+    # resume only a run of these settings, data, starting weights and code; anything else retrains. The shards
+    # in their merged order (the stream mixes sources in it), not only the order-free content hash; the GPU
+    # count and the ranks (in the trainer settings: they split the stream); the training code's version.
     config.run_key = run_key(config, model, {
         "shards": hashlib.sha256(json.dumps(shards).encode()).hexdigest(), "tokenizer": tokenizer_digest(tokenizer),
-        "devices": torch.cuda.device_count(),
+        "devices": torch.cuda.device_count(), "code": training_code_version(),
         "data": dataclasses.asdict(data) | {"manifest": None, "sources": [s[0] for s in shards]}})
     completed = completed_run(ctx.layout, stage)
     if completed is not None and completed.run_key == config.run_key:
@@ -293,9 +294,15 @@ def run_stage(ctx: TrainingContext, stage: Stage, callbacks: list | None = None)
                          tags={"data_version": content_hash, **ctx.tags}, callbacks=callbacks,
                          on_run_start=log_inputs)
     outcome = _outcome(stage, config.run_key, result, model)
-    if outcome.steps >= settings.max_steps:  # a run stopped early is resumed next time, not reused
+    if outcome.steps >= settings.max_steps and lead_rank():  # a run stopped early is resumed next time, not reused
         write_json(ctx.layout.run_record(stage), outcome.to_dict())
     return outcome
+
+
+def training_code_version() -> str:
+    """The version of the code a stage runs (models/ and what it imports): part of every run key, so an edit
+    to the model, the data pipeline or the trainer trains afresh."""
+    return code_version("models.stages")
 
 
 def completed_run(layout: ModelLayout, stage: Stage) -> StageOutcome | None:

@@ -15,6 +15,7 @@ pipeline that changed its data, settings or the previous stage retrains instead 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -128,7 +129,7 @@ def _checkpoint_to_resume(checkpoints: str, key: str | None) -> str | None:
     fs, folder = fsspec.core.url_to_fs(checkpoints)
     last = posixpath.join(folder, "last.ckpt")
     key_file = folder.rstrip("/") + ".run_key"
-    writer = int(os.environ.get("RANK", "0")) == 0
+    writer = lead_rank()
     if key is None:  # an unkeyed run: what it writes belongs to no key
         if writer and fs.exists(key_file):
             fs.rm(key_file)
@@ -168,14 +169,17 @@ def train_stage(model: EarthGPT, tokenizer, datamodule: L.LightningDataModule, c
     run_tags = {"stage": config.stage, "git_commit": git_commit(), "run_key": config.run_key or "none",
                 "resumed": str(resume is not None).lower(), "checkpoints": config.checkpoint_dir, **(tags or {})}
     local_checkpoints = is_local_fs(fsspec.core.url_to_fs(config.checkpoint_dir)[0])
-    with mlflow.start_run(experiment_id=experiment_id(tracking), run_name=config.stage, tags=run_tags,
-                          log_system_metrics=True) as run, tempfile.TemporaryDirectory() as scratch:
-        mlflow.log_params(_flat_params(config) | {"trainable_tensors": len(module.trainable_names),
-                                                  "trainable_parameters": sum(
-                                                      p.numel() for p in model.parameters() if p.requires_grad)})
-        if on_run_start is not None:
-            on_run_start(run.info.run_id)
-        logger = MLFlowLogger(tracking_uri=tracking.uri, run_id=run.info.run_id)
+    lead = lead_rank()  # under torchrun only rank 0 tracks in MLflow and saves the model
+    tracked = (mlflow.start_run(experiment_id=experiment_id(tracking), run_name=config.stage, tags=run_tags,
+                                log_system_metrics=True) if lead else contextlib.nullcontext())
+    with tracked as run, tempfile.TemporaryDirectory() as scratch:
+        if lead:
+            mlflow.log_params(_flat_params(config) | {"trainable_tensors": len(module.trainable_names),
+                                                      "trainable_parameters": sum(
+                                                          p.numel() for p in model.parameters() if p.requires_grad)})
+            if on_run_start is not None:
+                on_run_start(run.info.run_id)
+        logger = MLFlowLogger(tracking_uri=tracking.uri, run_id=run.info.run_id) if lead else False
         trainer = L.Trainer(
             max_steps=config.optim.max_steps, logger=logger, log_every_n_steps=1,
             default_root_dir=config.checkpoint_dir if local_checkpoints else scratch,
@@ -187,14 +191,20 @@ def train_stage(model: EarthGPT, tokenizer, datamodule: L.LightningDataModule, c
             **({"accelerator": "cpu"} | config.trainer),
         )
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-        with writable_folder(config.model_dir) as folder:
-            save_model(model, tokenizer, folder)
-            mlflow.log_artifacts(str(folder), artifact_path="model")
-        if local_checkpoints:
-            mlflow.log_artifacts(config.checkpoint_dir, artifact_path="checkpoints")
-    return StageResult(run.info.run_id, config.model_dir, config.checkpoint_dir, history.losses,
+        if lead:
+            with writable_folder(config.model_dir) as folder:
+                save_model(model, tokenizer, folder)
+                mlflow.log_artifacts(str(folder), artifact_path="model")
+            if local_checkpoints:
+                mlflow.log_artifacts(config.checkpoint_dir, artifact_path="checkpoints")
+    return StageResult(run.info.run_id if lead else "", config.model_dir, config.checkpoint_dir, history.losses,
                        module.trainable_names, trainer.global_step, resumed=resume is not None,
                        val_losses=history.val_losses)
+
+
+def lead_rank() -> bool:
+    """Whether this process is the one that writes (rank 0 of a torchrun launch, or the only process)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def losses_fell(losses: list[float], window: int = 10) -> bool:

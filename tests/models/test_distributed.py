@@ -106,8 +106,8 @@ def fake_cuda(monkeypatch):
 
 def test_cpu_auto_strategy(no_cuda):
     kwargs = trainer_kwargs(DistributedConfig(strategy="auto", gradient_accumulation=4, gradient_clip=1.0))
-    assert kwargs == {"strategy": "auto", "precision": "32-true", "accumulate_grad_batches": 4,
-                      "gradient_clip_val": 1.0}
+    assert kwargs == {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto", "precision": "32-true",
+                      "accumulate_grad_batches": 4, "gradient_clip_val": 1.0}
     assert trainer_kwargs(DistributedConfig(gradient_clip=0.0))["gradient_clip_val"] is None
 
 
@@ -284,3 +284,29 @@ def test_tensors_the_template_lacks_are_an_error(process_group, tokenizer, tmp_p
     engine.save_checkpoint(str(tmp_path / "ds"))
     with pytest.raises(ValueError, match="extra.weight"):
         convert_zero_checkpoint(tmp_path / "ds", (_stage3_model(), tokenizer), tmp_path / "model")
+
+
+def test_ranks_started_by_torchrun_train_as_one_with_ddp(no_cuda, monkeypatch):
+    """torchrun's environment (2 machines x 2 processes) -> Lightning's DDP over gloo on every rank."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    kwargs = trainer_kwargs(DistributedConfig(processes=2))
+    assert (kwargs["devices"], kwargs["num_nodes"], kwargs["accelerator"]) == (2, 2, "cpu")
+    assert isinstance(kwargs["strategy"], DDPStrategy) and kwargs["strategy"].process_group_backend == "gloo"
+    with pytest.raises(ValueError, match="processes 0 < 1"):
+        DistributedConfig(processes=0)
+
+
+def test_a_training_context_travels_to_the_ranks_as_plain_data(tmp_path):
+    import json
+
+    from models.launch import context_document, context_from_document
+    from models.layout import ModelLayout
+    from models.stages import TrainingContext, TrainSettings
+    from models.tracking import TrackingSettings
+
+    ctx = TrainingContext(TrainSettings(), ModelLayout(str(tmp_path / "models"), "/shared/ckpt"), "s3://b/mmrs",
+                          TrackingSettings(uri="http://mlflow:5000"), GPU, tags={"dagster_run_id": "r1"})
+    assert context_from_document(json.loads(json.dumps(context_document(ctx)))) == ctx
