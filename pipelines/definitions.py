@@ -1,4 +1,4 @@
-"""Dagster `Definitions`: every asset, check, job, schedule and resource of the pipeline, built from the
+"""Dagster `Definitions`: every asset, check, job, schedule, sensor and resource of the pipeline, built from the
 active profile of params.yaml (`EARTHGPT_PROFILE`; see pipelines/settings.py)."""
 
 from __future__ import annotations
@@ -11,6 +11,15 @@ from assets.resources import resources_from_settings
 from assets.sample_corpus import build_sample_assets
 from assets.training import build_training_assets
 from evaluation.benchmarks import BENCHMARKS
+from mmrs.registry import SOURCES
+from pipelines.executors import conversion_executor, default_executor, placements
+from pipelines.sensors import (
+    build_failure_sensor,
+    build_mmrs_1m_automation,
+    build_new_model_sensor,
+    build_release_sensor,
+    build_retraining_schedule,
+)
 from pipelines.settings import Settings, load_settings
 
 
@@ -23,34 +32,39 @@ def enabled_benchmarks(settings: Settings) -> list:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     sources = settings.mmrs.enabled
+    placed = placements(settings.orchestration)
+    training = build_training_assets(settings.train, placed)
     assets = [
-        *build_sample_assets(settings.sample_corpus),
-        *build_mmrs_assets(sources, settings.mmrs.conversion, fed_by_sample_corpus=settings.uses_sample_corpus),
-        *build_training_assets(settings.train),
-        *build_evaluation_assets(enabled_benchmarks(settings), settings.evaluation.protocol),
+        *build_sample_assets(settings.sample_corpus, placed.conversion),
+        *build_mmrs_assets(sources, settings.mmrs.conversion, fed_by_sample_corpus=settings.uses_sample_corpus,
+                           placements=placed),
+        *training,
+        *build_evaluation_assets(enabled_benchmarks(settings), settings.evaluation.protocol, placed),
     ]
-    jobs = [
-        dg.define_asset_job("sample_corpus_job", selection=dg.AssetSelection.groups("sample_corpus"),
-                            description="Generate the embedded multi-sensor sample corpus in native dataset formats."),
-        dg.define_asset_job("mmrs_job", selection=dg.AssetSelection.groups("raw", "mmrs"),
-                            description="Validate the raw releases, convert every enabled source, merge MMRS-1M."),
-        dg.define_asset_job("training_job", selection=dg.AssetSelection.groups("training"),
-                            description="Tokenizer, stage-2 alignment and stage-3 instruction tuning on the current "
-                                        "MMRS-1M."),
-        dg.define_asset_job("evaluation_job", selection=dg.AssetSelection.groups("evaluation"),
-                            description="Every paper benchmark on the current model, the report, and promotion when "
-                                        "all checks pass."),
-    ]
-    weekly_retraining = dg.ScheduleDefinition(
-        name="weekly_retraining", job=jobs[2], cron_schedule="0 3 * * 0",
-        default_status=dg.DefaultScheduleStatus.STOPPED,  # switched on in the UI where a GPU pool is attached
-    )
+    sample_corpus_job = dg.define_asset_job(
+        "sample_corpus_job", selection=dg.AssetSelection.groups("sample_corpus"),
+        description="Generate the embedded multi-sensor sample corpus in native dataset formats.")
+    mmrs_job = dg.define_asset_job(
+        "mmrs_job", selection=dg.AssetSelection.groups("raw", "mmrs"),
+        executor_def=conversion_executor(settings.orchestration),
+        description="Validate the raw releases, convert every enabled source (in parallel: "
+                    "orchestration.concurrency), merge MMRS-1M.")
+    training_job = dg.define_asset_job(
+        "training_job", selection=dg.AssetSelection.groups("training"),
+        description="Tokenizer, stage-2 alignment and stage-3 instruction tuning on the current MMRS-1M.")
+    evaluation_job = dg.define_asset_job(
+        "evaluation_job", selection=dg.AssetSelection.groups("evaluation"),
+        description="Every paper benchmark on the current model, the report, and promotion when all checks pass.")
+    automation = settings.automation
     return dg.Definitions(
-        assets=assets, jobs=jobs, schedules=[weekly_retraining],
+        assets=assets, jobs=[sample_corpus_job, mmrs_job, training_job, evaluation_job],
+        schedules=[build_retraining_schedule(training_job, training, automation)],
+        sensors=[build_release_sensor([SOURCES[name] for name in sources], mmrs_job, automation.release_sensor),
+                 build_mmrs_1m_automation(automation.mmrs_1m_follows_sources),
+                 build_new_model_sensor(evaluation_job, automation.evaluate_new_models),
+                 build_failure_sensor(assets, automation)],
         resources=resources_from_settings(settings.storage, settings.mlflow, settings.compute),
-        # One process runs the steps in dependency order: a fresh process per step would re-import torch,
-        # transformers and Dagster (about 10 s each, 50 steps in the demo graph).
-        executor=dg.in_process_executor,
+        executor=default_executor(settings.orchestration),
     )
 
 

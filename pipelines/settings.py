@@ -71,6 +71,98 @@ class EvaluationSection:
 
 
 @dataclass(frozen=True)
+class ReleaseSensorSettings:
+    """The sensor that lists every raw release and requests raw/<source> and mmrs/<source> when one changed."""
+
+    running: bool = False  # started with the code location (else switched on in the UI)
+    interval_seconds: int = 300  # between ticks
+    time_budget_seconds: float = 40.0  # listing per tick; Dagster cancels a sensor evaluation after 60 s
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    """params.yaml `automation`: what reacts to change without a person (pipelines/sensors.py)."""
+
+    release_sensor: ReleaseSensorSettings = field(default_factory=ReleaseSensorSettings)
+    mmrs_1m_follows_sources: bool = True  # the declarative-automation sensor for mmrs_1m starts running
+    retraining_cron: str = "0 3 * * 0"  # the retraining schedule; it skips a tick when nothing upstream changed
+    retraining_running: bool = False  # switched on where a GPU pool is attached
+    evaluate_new_models: bool = True  # a new earthgpt_model starts evaluation_job
+    failures: str = ".state/failures"  # one JSON record per failed run (local folder or s3://)
+    failure_webhook_env: str = "EARTHGPT_FAILURE_WEBHOOK"  # the environment variable holding a webhook URL
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Retries of steps bound to the object store (transient errors only), with backoff."""
+
+    max_retries: int = 3
+    delay_seconds: float = 10.0  # before the first retry
+    backoff: Literal["exponential", "linear"] = "exponential"
+
+
+@dataclass(frozen=True)
+class StepResources:
+    """A Kubernetes step pod: resource requests (the GPUs also as the limit) and where it may run."""
+
+    cpu: str = "1"
+    memory: str = "4Gi"
+    gpus: int = 0  # nvidia.com/gpu
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, str], ...] = ()
+
+
+def _default_steps() -> dict[str, StepResources]:
+    return {"default": StepResources(), "conversion": StepResources(cpu="4", memory="16Gi"),
+            "training": StepResources(cpu="8", memory="64Gi", gpus=1), "inference": StepResources(gpus=1)}
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """The cluster's step pods (dagster-k8s): image, namespace, secrets, and resources per kind of step."""
+
+    image: str = "earthgpt-pipeline:latest"
+    namespace: str = "earthgpt"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    service_account: str | None = None
+    env_secrets: tuple[str, ...] = ()  # Kubernetes secrets holding S3 and MLflow credentials
+    max_concurrent: int = 32  # step pods of one run at a time
+    volume_claim: str | None = None  # a ReadWriteMany PersistentVolumeClaim mounted in every step pod
+    volume_mount: str = "/shared"  # where (storage.checkpoints lives there: DeepSpeed writes folders)
+    steps: dict[str, StepResources] = field(default_factory=_default_steps)  # default, conversion, training, ...
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.steps) - set(_default_steps()))
+        if unknown:
+            raise ValueError(f"steps: unknown kind {unknown[0]!r}; kinds: {', '.join(_default_steps())}")
+
+    def resources(self, kind: str) -> StepResources:
+        return self.steps.get(kind) or self.steps.get("default") or StepResources()
+
+
+@dataclass(frozen=True)
+class OrchestrationSettings:
+    """params.yaml `orchestration`: where and how many steps run at once (pipelines/executors.py).
+
+    executor: of whole-graph runs (`dagster asset materialize --select '*'`, the UI). in_process: one
+        process, steps in order; multiprocess: a process per step, `concurrency` at once; k8s: a pod per step.
+    concurrency: steps at once in the conversion runs (mmrs_job and the release sensor's runs) and in
+        multiprocess whole-graph runs.
+    """
+
+    executor: Literal["in_process", "multiprocess", "k8s"] = "in_process"
+    concurrency: int = 2
+    retries: RetrySettings = field(default_factory=RetrySettings)
+    kubernetes: KubernetesSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.executor == "k8s" and self.kubernetes is None:
+            raise ValueError("executor 'k8s' needs the kubernetes section")
+
+
+@dataclass(frozen=True)
 class Settings:
     """One profile of params.yaml."""
 
@@ -81,6 +173,8 @@ class Settings:
     mmrs: MmrsSettings = field(default_factory=MmrsSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    automation: AutomationSettings = field(default_factory=AutomationSettings)
+    orchestration: OrchestrationSettings = field(default_factory=OrchestrationSettings)
 
     @property
     def uses_sample_corpus(self) -> bool:
@@ -185,4 +279,5 @@ def resolve_paths(settings: Settings) -> Settings:
     weights = settings.train.model.weights
     weights = WeightFolders(**{k: None if v is None else repo_path(v) for k, v in to_mapping(weights).items()})
     train = replace(settings.train, model=replace(settings.train.model, weights=weights))
-    return replace(settings, storage=storage, mlflow=tracking, train=train)
+    automation = replace(settings.automation, failures=repo_path(settings.automation.failures))
+    return replace(settings, storage=storage, mlflow=tracking, train=train, automation=automation)
