@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
 import posixpath
 import random
@@ -45,6 +46,7 @@ import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import count, islice
 from pathlib import Path
@@ -198,15 +200,13 @@ def quotas(sources: list[Source], weights: Mapping[str, float] | None) -> dict[s
 # --- records -> samples ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Sample:
-    """An encoded record: input_ids and labels (T,), and its image relative to image_root; location: (source,
-    shard, byte offset, bytes) of its line, when it was planned from shards."""
+    """An encoded record: input_ids and labels (T,), and its image relative to image_root."""
 
     id: str
     image_root: str
     image: str
     input_ids: list[int]
     labels: list[int]
-    location: tuple[int, int, int, int] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -250,8 +250,7 @@ class _Encoder:
     holdout_permille: int = 0
     held_out: bool = False  # True: only the held-out records (validation); False: all others (training)
 
-    def __call__(self, line: bytes, image_root: str, tally: _Tally,
-                 location: tuple[int, int, int, int] | None = None) -> Sample | None:
+    def __call__(self, line: bytes, image_root: str, tally: _Tally) -> Sample | None:
         """A shard line -> Sample; None for another task, the other side of the holdout, or a bad record
         (counted in `tally`)."""
         record = _parse(line)
@@ -265,7 +264,7 @@ class _Encoder:
         try:
             turns = record["conversations"]
             encoded = encode_conversation(self.tokenizer, turns, self.max_tokens)
-            sample = Sample(record["id"], image_root, record["image"], encoded.input_ids, encoded.labels, location)
+            sample = Sample(record["id"], image_root, record["image"], encoded.input_ids, encoded.labels)
         except (KeyError, TypeError, AttributeError):
             tally.skip(MALFORMED_RECORD, record.get("id"))
             return None
@@ -308,7 +307,7 @@ def _shuffled(items: Iterable[T], size: int, rng: random.Random) -> Iterator[T]:
     yield from buffer
 
 
-def _mix(streams: Mapping[str, Iterator[Sample]], quota: Mapping[str, int], rng: random.Random) -> Iterator[Sample]:
+def _mix(streams: Mapping[str, Iterator[T]], quota: Mapping[str, int], rng: random.Random) -> Iterator[T]:
     """Exactly quota[name] samples of each stream, in random order (a random permutation of the quotas)."""
     names = list(quota)
     remaining = [quota[name] for name in names]
@@ -324,9 +323,9 @@ def _mix(streams: Mapping[str, Iterator[Sample]], quota: Mapping[str, int], rng:
         yield next(streams[names[i]])
 
 
-def _cut(window: list[Sample], batch_size: int, group_by_length: bool, rng: random.Random) -> list[list[Sample]]:
+def _cut(window: list[_Row], batch_size: int, group_by_length: bool, rng: random.Random) -> list[list[_Row]]:
     if group_by_length:
-        window = sorted(window, key=lambda s: len(s.input_ids))
+        window = sorted(window, key=lambda row: row.tokens)
     batches = [window[i:i + batch_size] for i in range(0, len(window), batch_size)]
     if group_by_length:
         rng.shuffle(batches)
@@ -341,6 +340,25 @@ class PlannedBatch:
     samples: list[Sample]
     skipped: dict[str, int]  # records skipped while this batch's window was planned
     truncated: int  # conversations cut to fit while this batch's window was planned
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A planned sample: where its line is (source, shard, byte offset, bytes), its token count, and what
+    planning met on the way to it (records skipped since the source's previous sample; 1 if truncated)."""
+
+    location: tuple[int, int, int, int]
+    tokens: int
+    skipped: dict[str, int]
+    truncated: int
+
+
+@dataclass(frozen=True)
+class _PlannedRows:
+    index: int
+    rows: list[_Row]
+    skipped: dict[str, int]
+    truncated: int
 
 
 # --- the stored plan ---------------------------------------------------------------------------------------
@@ -386,16 +404,16 @@ class PlanIndex:
                    {int(k): (dict(v[0]), int(v[1])) for k, v in tallies.items()})
 
     @staticmethod
-    def write(folder: Path, batches: Iterable[PlannedBatch]) -> None:
+    def write(folder: Path, batches: Iterable[_PlannedRows]) -> None:
         """Store a plan (atomically: written beside `folder`, then renamed)."""
         columns = {name: array(code) for name, code in
                    (("source", "H"), ("shard", "L"), ("offset", "Q"), ("bytes", "L"), ("tokens", "L"))}
         bounds, tallies = array("q", [0]), {}
         for batch in batches:
-            for sample in batch.samples:
-                source, shard, offset, size = sample.location
+            for row in batch.rows:
+                source, shard, offset, size = row.location
                 for name, value in zip(("source", "shard", "offset", "bytes", "tokens"),
-                                       (source, shard, offset, size, len(sample.input_ids)), strict=True):
+                                       (source, shard, offset, size, row.tokens), strict=True):
                     columns[name].append(value)
             bounds.append(len(columns["source"]))
             if batch.skipped or batch.truncated:
@@ -403,13 +421,104 @@ class PlanIndex:
         rows = np.empty(len(columns["source"]), SAMPLE_ROW)
         for name, values in columns.items():
             rows[name] = np.frombuffer(values, dtype=values.typecode) if values else []
-        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        np.save(scratch / "samples.npy", rows)
-        np.save(scratch / "batches.npy", np.frombuffer(bounds, dtype=np.int64))
-        (scratch / "tallies.json").write_text(json.dumps({str(k): v for k, v in tallies.items()}))
-        if folder.exists():  # an incomplete plan of a process that died
-            shutil.rmtree(folder)
-        os.rename(scratch, folder)
+        with _scratch_for(folder) as scratch:
+            np.save(scratch / "samples.npy", rows)
+            np.save(scratch / "batches.npy", np.frombuffer(bounds, dtype=np.int64))
+            (scratch / "tallies.json").write_text(json.dumps({str(k): v for k, v in tallies.items()}))
+
+
+@contextlib.contextmanager
+def _scratch_for(folder: Path) -> Iterator[Path]:
+    """A scratch folder beside `folder` that becomes `folder` when the block ends without error."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        yield scratch
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if folder.exists():  # an incomplete one of a process that died
+        shutil.rmtree(folder)
+    os.rename(scratch, folder)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Held by one process of the machine at a time (the others wait): whoever builds `folder`."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+# --- every line encoded once ----------------------------------------------------------------------------------
+IGNORED, SKIPPED = -1, -2  # token counts of a line of another task (or the other side of the holdout), a bad one
+PARALLEL_RECORDS = 50_000  # from this many selected records on, shards are encoded by a pool of processes
+PLAN_PROCESSES_ENV = "EARTHGPT_PLAN_PROCESSES"  # its size (default: the machine's cores)
+
+
+@dataclass
+class _ShardLines:
+    """What encoding makes of each non-blank line of a shard, in order: byte offset and length, token count
+    (or IGNORED, SKIPPED), whether the conversation was cut to fit, and the reason of each SKIPPED line."""
+
+    offsets: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    truncated: list[int] = field(default_factory=list)
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+def _encode_shard(job: tuple[_Encoder, str, str]) -> _ShardLines:
+    encoder, image_root, url = job
+    lines = _ShardLines()
+    for offset, line in _lines(url):
+        tally = _Tally()
+        sample = encoder(line, image_root, tally)
+        if tally.skipped:
+            (reason,) = tally.skipped
+            lines.reasons[len(lines.tokens)] = reason
+        lines.offsets.append(offset)
+        lines.sizes.append(len(line))
+        lines.tokens.append(len(sample.input_ids) if sample else SKIPPED if tally.skipped else IGNORED)
+        lines.truncated.append(tally.truncated)
+    return lines
+
+
+def encode_lines(encoder: _Encoder, sources: list[Source]) -> list[list[_ShardLines]]:
+    """Every shard's lines encoded, per source and shard; by a pool of processes (fork) for large data."""
+    jobs = [(encoder, s.image_root, url) for s in sources for url in s.shard_urls]
+    processes = min(len(jobs), int(os.environ.get(PLAN_PROCESSES_ENV) or os.cpu_count() or 1))
+    if processes > 1 and sum(s.size for s in sources) >= PARALLEL_RECORDS:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+            done = iter(list(pool.map(_encode_shard, jobs)))
+    else:
+        done = map(_encode_shard, jobs)
+    return [[next(done) for _ in s.shard_urls] for s in sources]
+
+
+def save_lines(folder: Path, lines: list[list[_ShardLines]]) -> None:
+    """Store encoded lines (atomically): one int64 array per column over all shards, shard boundaries, and the
+    skip reasons."""
+    shards = [shard for source in lines for shard in source]
+    with _scratch_for(folder) as scratch:
+        for column in ("offsets", "sizes", "tokens", "truncated"):
+            np.save(scratch / f"{column}.npy", np.fromiter((v for shard in shards for v in getattr(shard, column)),
+                                                           dtype=np.int64))
+        np.save(scratch / "bounds.npy", np.cumsum([0] + [len(shard.tokens) for shard in shards]))
+        shape = [len(source) for source in lines]
+        (scratch / "lines.json").write_text(json.dumps({"shards": shape, "reasons": [s.reasons for s in shards]}))
+
+
+def load_lines(folder: Path) -> list[list[_ShardLines]]:
+    meta = json.loads((folder / "lines.json").read_text())
+    columns = {c: np.load(folder / f"{c}.npy").tolist() for c in ("offsets", "sizes", "tokens", "truncated")}
+    bounds = np.load(folder / "bounds.npy").tolist()
+    shards = [_ShardLines(*(columns[c][a:b] for c in ("offsets", "sizes", "tokens", "truncated")),
+                          reasons={int(k): v for k, v in reasons.items()})
+              for a, b, reasons in zip(bounds[:-1], bounds[1:], meta["reasons"], strict=True)]
+    it = iter(shards)
+    return [[next(it) for _ in range(n)] for n in meta["shards"]]
 
 
 class _RangeReader:
@@ -573,39 +682,70 @@ class MMRSStream(IterableDataset):
                            for s in self.sources]}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
+    @property
+    def lines_key(self) -> str:
+        """Hash of what decides how each line encodes: the data, the tasks, the holdout, the text budget and the
+        whole tokenizer (not the order, the batching or the mixing)."""
+        key = {"tasks": self.config.tasks, "holdout_permille": self.config.holdout_permille,
+               "max_tokens": self.encoder.max_tokens,
+               "tokenizer": hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
+               "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
+                           for s in self.sources]}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
     # --- the plan: no images -------------------------------------------------------------------------------
-    def _source_samples(self, index: int, source: Source, epoch: int, tally: _Tally) -> Iterator[Sample]:
+    def encoded_lines(self) -> list[list[_ShardLines]]:
+        """Every line of the selected shards encoded once per run (on a machine), stored in the plan cache
+        (`lines-<key>`): token counts and skips for every epoch's plan."""
+        folder = plan_cache() / f"lines-{self.lines_key[:24]}"
+        if not (folder / "lines.json").exists():
+            with _locked(folder):
+                if not (folder / "lines.json").exists():
+                    save_lines(folder, encode_lines(self.encoder, self.sources))
+        return load_lines(folder)
+
+    def _source_rows(self, index: int, source: Source, epoch: int, lines: list[_ShardLines]) -> Iterator[_Row]:
         """Good samples of one source, pass after pass (each pass reshuffled); raises if a pass has none."""
+        pending: Counter[str] = Counter()  # skipped since the previous sample
         for cycle in count():
             rng = _rng(self.config.seed, epoch, source.name, cycle)
             order = rng.sample(range(len(source.shard_urls)), len(source.shard_urls))
-            lines = ((shard, offset, line) for shard in order for offset, line in _lines(source.shard_urls[shard]))
-            before, produced = Counter(tally.skipped), 0
-            for shard, offset, line in _shuffled(lines, self.config.shuffle_buffer, rng):
-                sample = self.encoder(line, source.image_root, tally, (index, shard, offset, len(line)))
-                if sample is not None:
+            items = ((shard, i) for shard in order for i in range(len(lines[shard].tokens)))
+            produced, skipped = 0, Counter()
+            for shard, i in _shuffled(items, self.config.shuffle_buffer, rng):
+                encoded = lines[shard]
+                tokens = encoded.tokens[i]
+                if tokens == SKIPPED:
+                    pending[encoded.reasons[i]] += 1
+                    skipped[encoded.reasons[i]] += 1
+                elif tokens != IGNORED:
                     produced += 1
-                    yield sample
-            if not produced:  # no yield in this pass, so every skip since `before` is this source's
+                    yield _Row((index, shard, encoded.offsets[i], encoded.sizes[i]), tokens, dict(pending),
+                               encoded.truncated[i])
+                    pending = Counter()
+            if not produced:
                 raise ValueError(f"source {source.name!r} has no usable record in {list(source.shard_urls)}; "
-                                 f"skipped: {dict(tally.skipped - before)}")
+                                 f"skipped: {dict(skipped)}")
 
-    def plan(self, epoch: int) -> Iterator[PlannedBatch]:
-        """Every batch of `epoch` over all ranks, in order, computed from the shards (no image read)."""
-        tally = _Tally()
-        streams = {s.name: self._source_samples(i, s, epoch, tally) for i, s in enumerate(self.sources)
+    def plan(self, epoch: int) -> Iterator[_PlannedRows]:
+        """Every batch of `epoch` over all ranks, in order, from the encoded lines (no image, no tokenising)."""
+        lines = self.encoded_lines()
+        streams = {s.name: self._source_rows(i, s, epoch, lines[i]) for i, s in enumerate(self.sources)
                    if s.name in self.quota}
-        samples = _mix(streams, self.quota, _rng(self.config.seed, epoch, "mix"))
+        rows = _mix(streams, self.quota, _rng(self.config.seed, epoch, "mix"))
         order = _rng(self.config.seed, epoch, "batches")
         size = self.config.batch_size
         window = size * self.config.bucket_batches if self.config.group_by_length else size
         index = 0
-        while chunk := list(islice(samples, window)):
-            skipped, truncated = tally.take()
+        while chunk := list(islice(rows, window)):
+            skipped: Counter[str] = Counter()
+            for row in chunk:
+                skipped.update(row.skipped)
+            skipped_now, truncated = dict(skipped), sum(row.truncated for row in chunk)
             for batch in _cut(chunk, size, self.config.group_by_length, order):
-                yield PlannedBatch(index, batch, skipped, truncated)
+                yield _PlannedRows(index, batch, skipped_now, truncated)
                 index += 1
-                skipped, truncated = {}, 0
+                skipped_now, truncated = {}, 0
 
     def plan_index(self, epoch: int) -> PlanIndex:
         """The stored plan of `epoch`: found in the plan cache, or computed now by this process while the
@@ -614,9 +754,7 @@ class MMRSStream(IterableDataset):
         if epoch not in plans:
             folder = plan_cache() / self.plan_key[:24] / f"epoch-{epoch:05d}"
             if not PlanIndex.complete(folder):
-                folder.parent.mkdir(parents=True, exist_ok=True)
-                with open(f"{folder}.lock", "w") as lock:
-                    fcntl.flock(lock, fcntl.LOCK_EX)
+                with _locked(folder):
                     if not PlanIndex.complete(folder):
                         PlanIndex.write(folder, self.plan(epoch))
             plans.clear()  # one epoch at a time

@@ -329,15 +329,27 @@ def test_two_ranks_read_one_stored_plan_with_disjoint_complete_coverage(corpus, 
     assert [int(n) for n in plan.samples["tokens"][:4]] == [len(s.input_ids) for s in planned[0].samples]
 
 
-def test_the_stored_plan_gives_the_batches_the_shards_give(corpus, tok, tmp_path, monkeypatch):
+def test_the_stored_plan_holds_each_records_place_and_tokens(corpus, records, tok, tmp_path, monkeypatch):
     monkeypatch.setenv(data.PLAN_CACHE_ENV, str(tmp_path / "plans"))
     config = DataConfig(sources=tuple(_two_sources(corpus)), batch_size=8, bucket_batches=2)
     stream = data.MMRSStream(data.load_sources(config, None), config, MODEL, tok)
-    computed = list(stream.plan(0))
     plan = stream.plan_index(0)
-    assert len(plan) == len(computed)
-    for batch in computed:
-        stored = stream.planned_batch(plan, batch.index)
-        assert [s.id for s in stored.samples] == [s.id for s in batch.samples]
-        assert [s.input_ids for s in stored.samples] == [s.input_ids for s in batch.samples]
-        assert (stored.skipped, stored.truncated) == (batch.skipped, batch.truncated)
+    assert len(plan) == math.ceil(sum(stream.quota.values()) / 8)
+    for index in range(len(plan)):
+        batch = stream.planned_batch(plan, index)
+        rows = plan.samples[plan.batches[index]:plan.batches[index + 1]]
+        for sample, tokens in zip(batch.samples, rows["tokens"], strict=True):
+            expected = encode_conversation(tok, records[sample.id]["conversations"], MODEL.max_text_tokens)
+            assert sample.input_ids == expected.input_ids and len(sample.input_ids) == tokens
+
+
+def test_lines_encoded_by_a_pool_of_processes_give_the_same_plan(corpus, tok, tmp_path, monkeypatch):
+    config = DataConfig(manifest=str(corpus / "mmrs_1m.json"), batch_size=4)
+    plans = []
+    for processes in ("1", "2"):
+        monkeypatch.setenv(data.PLAN_CACHE_ENV, str(tmp_path / processes))
+        monkeypatch.setenv(data.PLAN_PROCESSES_ENV, processes)
+        monkeypatch.setattr(data, "PARALLEL_RECORDS", 0)
+        plans.append(data.MMRSStream(data.load_sources(config, None), config, MODEL, tok).plan_index(0))
+    assert np.array_equal(plans[0].samples, plans[1].samples) and np.array_equal(plans[0].batches, plans[1].batches)
+    assert plans[0].tallies == plans[1].tallies
