@@ -1,5 +1,6 @@
 """Dagster `Definitions`: every asset, check, job, schedule, sensor and resource of the pipeline, built from the
-active profile of params.yaml (`EARTHGPT_PROFILE`; see pipelines/settings.py)."""
+active profile of params.yaml (`EARTHGPT_PROFILE`, with the overrides in `EARTHGPT_SET`; see
+pipelines/settings.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pipelines.sensors import (
     build_release_sensor,
     build_retraining_schedule,
 )
-from pipelines.settings import Settings, load_settings
+from pipelines.settings import Settings, environment_overrides, load_settings
 
 
 def enabled_benchmarks(settings: Settings) -> list:
@@ -68,4 +69,4 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
-defs = build_definitions(load_settings())
+defs = build_definitions(load_settings(overrides=environment_overrides()))

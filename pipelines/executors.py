@@ -4,7 +4,8 @@ placement (Kubernetes pod resources and node selectors as op tags, the GPU pool,
 - Whole-graph runs (the UI, `dagster asset materialize --select '*'`): `orchestration.executor`. The demo
   keeps one process: a process per step would import torch, transformers and Dagster again for each.
 - Conversion runs (`mmrs_job`, and the release sensor's runs): a process per step, `concurrency` at once,
-  started from a forkserver that has imported the pipeline once; on a cluster a pod per step.
+  started from a forkserver that has imported the pipeline once (concurrency 1: one process, the demo's
+  choice, as its sources convert in less time than a step's process costs); on a cluster a pod per step.
 - `k8s`: dagster-k8s's step executor; each step's pod gets its kind's requests and node selector from
   its op tags (`dagster-k8s/config`), training and inference the GPUs; the run launcher is the
   instance's (deploy/k8s/dagster.yaml). See docs/scale-out.md.
@@ -90,7 +91,10 @@ def default_executor(orchestration: OrchestrationSettings) -> dg.ExecutorDefinit
 
 
 def conversion_executor(orchestration: OrchestrationSettings) -> dg.ExecutorDefinition:
-    """The executor of conversion runs: the sources in parallel."""
+    """The executor of conversion runs: the sources in parallel (one process when concurrency is 1: each
+    step's own process costs about a second, more than the demo's sources take; bench/conversion_executors.py)."""
     if orchestration.executor == "k8s":
         return k8s_executor(orchestration.kubernetes)
+    if orchestration.concurrency == 1:
+        return dg.in_process_executor
     return multiprocess_executor(orchestration.concurrency)

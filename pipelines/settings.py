@@ -3,14 +3,15 @@
 The active profile is `EARTHGPT_PROFILE`, else the file's `profile` key. Every key is checked against the
 settings it feeds (declared next to the code that uses them): an unknown or misspelt key is an error that
 names it and the keys allowed there. Relative local paths are resolved against the repository root; any path
-may be an s3:// URL. Overrides are dotted keys (`train.stage3.lr=0.02`), from `earthgpt ... --set` or a
-Dagster run's config, validated the same way.
+may be an s3:// URL. Overrides are dotted keys (`train.stage3.lr=0.02`), from `earthgpt ... --set`, a
+Dagster run's config, or `EARTHGPT_SET` for the Dagster code location, validated the same way.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -190,6 +191,12 @@ def load_settings(profile: str | None = None, overrides: Mapping[str, Any] | Non
                   path: Path = PARAMS_FILE) -> Settings:
     """The settings of `profile` (default: active_profile()) with dotted-key `overrides` applied."""
     return _load(path, profile or active_profile(path), json.dumps(dict(overrides or {}), sort_keys=True))
+
+
+def environment_overrides(variable: str = "EARTHGPT_SET") -> dict[str, Any]:
+    """Dotted-key overrides from the environment, for a code location that takes no arguments:
+    EARTHGPT_SET="orchestration.concurrency=4 train.stage3.lr=0.02" (shell words, each key=value)."""
+    return dict(parse_override(item) for item in shlex.split(os.environ.get(variable, "")))
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -52,14 +52,22 @@ def test_gpu_bound_steps_share_the_gpu_pool_and_object_store_steps_retry_with_ba
     assert ops["earthgpt_model"].op.retry_policy is None  # a failed training resumes from its checkpoint
 
 
-def test_conversion_runs_convert_sources_in_parallel_and_whole_graph_runs_stay_in_one_process(demo):
+def test_conversion_runs_convert_sources_in_parallel_when_asked_and_whole_graph_runs_stay_in_one_process(demo):
     assert demo.resolve_job_def("training_job").executor_def.name == "in_process"
-    mmrs_job = demo.resolve_job_def("mmrs_job")
-    execution = dg.validate_run_config(mmrs_job, {})["execution"]["multiprocess"]
-    assert execution["max_concurrent"] == 2 and "forkserver" in execution["start_method"]
-    faster = build_definitions(load_settings("demo", {"orchestration.concurrency": 4}))
-    assert dg.validate_run_config(faster.resolve_job_def("mmrs_job"), {})["execution"]["multiprocess"][
-        "max_concurrent"] == 4
+    assert demo.resolve_job_def("mmrs_job").executor_def.name == "in_process"  # the demo: concurrency 1
+    for concurrency in (2, 4):
+        parallel = build_definitions(load_settings("demo", {"orchestration.concurrency": concurrency}))
+        execution = dg.validate_run_config(parallel.resolve_job_def("mmrs_job"), {})["execution"]["multiprocess"]
+        assert execution["max_concurrent"] == concurrency and "forkserver" in execution["start_method"]
+        assert parallel.resolve_job_def("training_job").executor_def.name == "in_process"
+
+
+def test_the_code_location_takes_overrides_from_the_environment(monkeypatch):
+    from pipelines.settings import environment_overrides
+
+    monkeypatch.setenv("EARTHGPT_SET", "orchestration.concurrency=4 'automation.failures=/tmp/a b'")
+    assert environment_overrides() == {"orchestration.concurrency": 4, "automation.failures": "/tmp/a b"}
+    assert load_settings("demo", environment_overrides()).orchestration.concurrency == 4
 
 
 def test_mmrs_1m_alone_follows_its_upstream_by_automation(demo):
