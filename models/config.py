@@ -138,5 +138,3 @@ def paper(llama_path: str, dinov2_path: str, convnext_path: str) -> EarthGPTConf
         max_text_tokens=2048 - 256,
     )
 
-
-PRESETS = {"tiny": tiny, "paper": paper}
