@@ -9,7 +9,7 @@
 
 Boxes: clamped to the image (counted), degenerate ones dropped (counted in the quarantine), normalised
 on the centred padded square with two decimals, OBB points in the paper's order. Wording: mmrs.templates.
-Record ids: "<source>/<split>/<key>/<task>", stable for the same raw input.
+Records as mmrs/record.py declares them.
 
 This is the plain route, written for reading; mmrs/fastpath.py converts a chunk of images at once with the
 same result (byte-identical shards, tested on the sample corpus).
@@ -35,6 +35,7 @@ from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample, Referral
 from mmrs.readers.base import SourceSpec
 from mmrs.readers.common import display_name
+from mmrs.record import make_record
 from mmrs.tiling import box_corners
 
 
@@ -50,14 +51,6 @@ class PreparedObject(NamedTuple):
     hbb_text: str  # two decimals, as answers write it
     obb_text: str
     difficult: bool
-
-
-def _conversation(rounds: list[tuple[str, str]]) -> list[dict[str, str]]:
-    turns = []
-    for i, (question, answer) in enumerate(rounds):
-        turns.append({"from": "human", "value": templates.with_image(question) if i == 0 else question})
-        turns.append({"from": "gpt", "value": answer})
-    return turns
 
 
 def _noun(spec: SourceSpec, label: str) -> str:
@@ -226,9 +219,6 @@ def to_records(raw: RawSample, spec: SourceSpec, width: int, height: int, quaran
             made.append((task, rounds, {"referrals": [
                 {"text": ref.text, "label": ref.label, "box": list(box), "box_norm": box_norm}
                 for ref, box, _, box_norm in referrals]}))
-    return [
-        {"id": f"{raw.source}/{raw.split}/{raw.key}/{task}", "source": raw.source, "split": raw.split,
-         "task": task, "modality": raw.modality, "image": raw.image, "width": width, "height": height,
-         "conversations": _conversation(rounds), "target": target}
-        for task, rounds, target in made
-    ]
+    return [make_record(source=raw.source, split=raw.split, key=raw.key, task=task, modality=raw.modality,
+                        image=raw.image, width=width, height=height, rounds=rounds, target=target)
+            for task, rounds, target in made]
