@@ -30,6 +30,7 @@ from mmrs.geometry import (
     normalize_points,
     order_obb,
     polygon_hbb,
+    square_frame,
 )
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample, Referral
@@ -59,7 +60,8 @@ def _noun(spec: SourceSpec, label: str) -> str:
 
 def object_geometry(box: Box, width: int, height: int) -> tuple[HBB, HBB, tuple[float, ...] | None]:
     """(hbb, hbb clipped to the image, visible outline in the paper's point order, flat) of a box; the
-    outline is None when none of it is visible. An HBB alone gives its clipped corners clockwise from
+    outline is None when none of it is visible. The order is decided in the frame the numbers are written in:
+    the padded square (order_obb's `origin`). An HBB alone gives its clipped corners clockwise from
     (x0, y0), which is order_obb's order (tested)."""
     corners = None if box.obb is None else box_corners(box)
     hbb = box.hbb or polygon_hbb(corners)
@@ -68,7 +70,10 @@ def object_geometry(box: Box, width: int, height: int) -> tuple[HBB, HBB, tuple[
         x0, y0, x1, y1 = clipped
         return hbb, clipped, (x0, y0, x1, y0, x1, y1, x0, y1)
     visible = clip_polygon(corners, 0, 0, width, height)
-    return hbb, clipped, None if visible is None else tuple([c for p in order_obb(visible) for c in p])
+    if visible is None:
+        return hbb, clipped, None
+    _, pad_x, pad_y = square_frame(width, height)
+    return hbb, clipped, tuple([c for p in order_obb(visible, (-pad_x, -pad_y)) for c in p])
 
 
 Geometry = Callable[[Box, int, int], tuple[HBB, HBB, "tuple[float, ...] | None"]]
