@@ -113,8 +113,9 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
             model.set_stage("stage3")
     state = load_file(str(local / "model.safetensors"), device=str(device))
     model.load_state_dict(state, strict=True, assign=True)
-    # RoPE frequencies are a non-persistent buffer (not saved): recompute them for real
+    # non-persistent buffers (not saved) are still on the meta device: RoPE frequencies, pixel statistics
     model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config).to(device)
+    model.vision.set_normalisation(device)
     left_on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left_on_meta:
         raise RuntimeError(f"tensors not restored from {local}: {left_on_meta[:5]}")

@@ -113,9 +113,17 @@ class VisualPerception(nn.Module):
         for encoder in (self.vit, self.cnn):
             encoder.requires_grad_(False)
             encoder.eval()
+        self.set_normalisation()
         vit_width = self.vit.config.hidden_size * len(config.vit.layers)
         cnn_widths = [self.cnn.config.hidden_sizes[s - 1] for s in config.cnn.stages]
         self.projector = Projector(vit_width, cnn_widths, config.cnn.scale_channels, llm_width)
+
+    def set_normalisation(self, device: torch.device | str | None = None) -> None:
+        """Each encoder's input mean and std (1, 3, 1, 1) as buffers, from the config (not saved)."""
+        for name, encoder in (("vit", self.config.vit), ("cnn", self.config.cnn)):
+            for stat in ("mean", "std"):
+                value = torch.tensor(getattr(encoder, stat), device=device).view(1, 3, 1, 1)
+                self.register_buffer(f"{name}_{stat}", value, persistent=False)
 
     def train(self, mode: bool = True) -> VisualPerception:
         super().train(mode)
@@ -147,10 +155,11 @@ class VisualPerception(nn.Module):
         return out
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels (B, C, S, S) normalised, C in {1, 3} -> visual tokens (B, g*g, D_llm)."""
+        """pixels (B, C, S, S) in [0, 1], C in {1, 3} -> visual tokens (B, g*g, D_llm). Each encoder sees the
+        pixels normalised with its own statistics (DINOv2: ImageNet's; the paper's CLIP ConvNeXt: CLIP's)."""
         if pixels.shape[1] == 1:
             pixels = pixels.expand(-1, 3, -1, -1)
         with torch.no_grad():
-            vit_tokens = self.vit_features(pixels)
-            cnn_tokens = self.cnn_features(pixels)
+            vit_tokens = self.vit_features((pixels - self.vit_mean) / self.vit_std)
+            cnn_tokens = self.cnn_features((pixels - self.cnn_mean) / self.cnn_std)
         return self.projector(vit_tokens, cnn_tokens)

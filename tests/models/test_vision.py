@@ -103,3 +103,25 @@ def test_paper_preset_shapes_without_weights(capsys):
     assert tokens.shape == (1, 256, 4096)
     projector = sum(p.numel() for p in vision.projector.parameters())
     assert projector == (192 + 384 + 768 + 3) * 512 + (3 * 1024 + 3 * 512 + 1) * 4096
+
+
+def test_each_encoder_normalises_the_pixels_with_its_own_statistics():
+    """The paper's CLIP ConvNeXt expects CLIP's mean and std, DINOv2 ImageNet's."""
+    import dataclasses
+
+    from models.config import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, tiny
+    from models.vision import VisualPerception
+
+    config = tiny()
+    config = dataclasses.replace(config, cnn=dataclasses.replace(config.cnn, mean=CLIP_MEAN, std=CLIP_STD))
+    torch.manual_seed(0)
+    vision = VisualPerception(config, 32)
+    seen = {}
+    vit, cnn = vision.vit_features, vision.cnn_features
+    vision.vit_features = lambda x: vit(seen.setdefault("vit", x))
+    vision.cnn_features = lambda x: cnn(seen.setdefault("cnn", x))
+    pixels = torch.rand(1, 3, 64, 64)
+    vision(pixels)
+    for name, mean, std in (("vit", IMAGENET_MEAN, IMAGENET_STD), ("cnn", CLIP_MEAN, CLIP_STD)):
+        expected = (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        torch.testing.assert_close(seen[name], expected)
