@@ -196,7 +196,8 @@ def to_records(raw: RawSample, spec: SourceSpec, width: int, height: int, quaran
                                  answer)], {"label": raw.label, "answer": answer}))
         elif task == "captioning" and raw.captions:
             captions = _dedupe(raw.captions, quarantine)
-            made.append((task, [(templates.CAPTION_PROMPT, c) for c in captions], {"captions": captions}))
+            prompt = templates.caption_prompt(spec.options.get("natural_images", False))
+            made.append((task, [(prompt, c) for c in captions], {"captions": captions}))
         elif task == "vqa" and raw.qa:
             made.append((task, [(templates.vqa_prompt(qa.question), qa.answer) for qa in raw.qa],
                          {"qa": [{"question": qa.question, "answer": qa.answer, "type": qa.qtype}

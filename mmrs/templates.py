@@ -30,6 +30,12 @@ def classification_prompt(categories: list[str]) -> str:
 
 
 CAPTION_PROMPT = "Please provide a one-sentence caption for the provided remote sensing image in detail."
+# stage 2 also aligns on natural images (COCO Caption, LAION-400M): the same instruction, not called remote sensing
+NATURAL_CAPTION_PROMPT = "Please provide a one-sentence caption for the provided image in detail."
+
+
+def caption_prompt(natural_images: bool = False) -> str:
+    return NATURAL_CAPTION_PROMPT if natural_images else CAPTION_PROMPT
 
 
 def vqa_prompt(question: str) -> str:
