@@ -105,11 +105,17 @@ class EarthGPTConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EarthGPTConfig:
-        """Inverse of `to_dict` (JSON lists become tuples again)."""
+        """Inverse of `to_dict` (JSON lists become tuples again). Folders saved before each encoder had its
+        own statistics carry one `image_mean` / `image_std` for both: they go to both encoders."""
+        data = dict(data)
+        shared = {"mean": data.pop("image_mean", None), "std": data.pop("image_std", None)}
         kwargs = _tuples({k: v for k, v in data.items() if k not in _NESTED})
         for name, kind in _NESTED.items():
             if name in data:
-                kwargs[name] = kind(**_tuples(data[name]))
+                fields = _tuples(data[name])
+                if name in ("vit", "cnn"):
+                    fields = {k: tuple(v) for k, v in shared.items() if v is not None} | fields
+                kwargs[name] = kind(**fields)
         return cls(**kwargs)
 
 
