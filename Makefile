@@ -9,7 +9,7 @@ TOOLS := .tools
 export DAGSTER_HOME := $(CURDIR)/.state/dagster
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.state/mlflow/mlflow.db
 
-.PHONY: setup demo test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
+.PHONY: setup demo smoke test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
 
 setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
@@ -27,6 +27,12 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
 
 demo: setup
 	$(BIN)/dagster asset materialize -m pipelines.definitions --select '*'
+
+# CI's materialization: every asset and check on the smallest corpus (params.yaml `smoke`); fails on a failed
+# run or a failed check of ERROR severity (.ci/materialize)
+smoke: setup
+	rm -rf .state/smoke && mkdir -p .state/smoke/dagster && cp deploy/dagster.yaml .state/smoke/dagster/
+	EARTHGPT_PROFILE=smoke DAGSTER_HOME=$(CURDIR)/.state/smoke/dagster .ci/materialize -m pipelines.definitions --select '*'
 
 test: setup
 	$(BIN)/pytest

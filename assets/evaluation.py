@@ -185,7 +185,8 @@ def build_paper_tables_asset(benchmarks: list[Benchmark]) -> dg.AssetsDefinition
               check_specs=[dg.AssetCheckSpec(
                   "every_benchmark_beats_its_baseline", asset="paper_tables",
                   description="Every benchmark's headline metric beats its image-blind baseline; only then does "
-                              "the registered model version get the `champion` alias.")],
+                              "the registered model version get the `champion` alias (a warning otherwise: the "
+                              "outcome is a model not promoted, not a broken run).")],
               description="The paper's Tables II-IX, every row the paper prints with our rows and the image-blind "
                           "baseline added, each of our cells naming its result file; written to storage.eval/"
                           "report.md and logged (tables, metrics, pictures) to the stage-3 MLflow run. The "
@@ -211,7 +212,7 @@ def build_paper_tables_asset(benchmarks: list[Benchmark]) -> dg.AssetsDefinition
                       "registered_model": f"{registration['registered_model']} v{registration['version']}"
                       if registration else "none", "promoted_to_champion": promoted},
             check_results=[dg.AssetCheckResult(check_name="every_benchmark_beats_its_baseline",
-                                               passed=all(passed.values()),
+                                               passed=all(passed.values()), severity=dg.AssetCheckSeverity.WARN,
                                                metadata={"failed": ", ".join(k for k, v in passed.items() if not v)
                                                          or "none"})],
         )
