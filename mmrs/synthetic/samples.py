@@ -118,4 +118,4 @@ def iter_samples(spec: SyntheticDataset, seed: int, scale: int) -> Iterator[Gene
             width, height = spec.size
         gsd = float(rng.uniform(*spec.gsd))
         yield GeneratedImage(spec.name, i, split, scene_class, spec.sensor, width, height, gsd,
-                     seed=int(rng.integers(0, 2**31 - 1)), edge_objects=spec.edge_objects)
+                             seed=int(rng.integers(0, 2**31 - 1)), edge_objects=spec.edge_objects)
