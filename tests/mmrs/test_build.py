@@ -50,9 +50,9 @@ def test_shards_manifest_and_quarantine(tmp_path):
                                                      "train-00000.jsonl"]
     assert [s["records"] for s in manifest["shards"]] == [1, 1]
     assert manifest["images"] == {"train": 1, "test": 1}
-    assert manifest["quarantine"]["skipped"] == {"no boxes": 1, "unreadable image": 1}
+    assert manifest["quarantine"]["skipped"] == {"no boxes": 1, "image missing": 1}
     entries = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
-    assert {e["reason"] for e in entries} == {"no boxes", "unreadable image"}
+    assert {e["reason"] for e in entries} == {"no boxes", "image missing"}
     assert any("images/d.png" in e["path"] for e in entries)
     records = list(iter_source_records(str(out)))
     assert [r["id"] for r in records] == ["toy/test/b/detection_hbb", "toy/train/a/detection_hbb"]
@@ -143,12 +143,15 @@ def test_quarantine_entries_come_in_reading_order(tmp_path):
         for i in range(150):
             if i in (64, 100):
                 quarantine.skip("labels.txt", "reader note", {"line": i})
-            size = (None, None) if i in (0, 70) else (100, 100)  # no image file: unreadable
+            size = (None, None) if i in (0, 70) else (100, 100)
             yield RawSample(spec.name, "train", f"k{i}", f"images/{i}.png", spec.modality, *size,
                             objects=[Box("ship", hbb=(10, 10, 10, 40)), Box("ship", hbb=(1, 1, 9, 9))],
                             referrals=[Referral("the ship", (5, 5, 5, 5))])
 
-    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "images").mkdir(parents=True)
+    for i in range(150):
+        if i not in (0, 70):  # no image file: "image missing"
+            Image.new("L", (100, 100)).save(tmp_path / "raw" / "images" / f"{i}.png")
     spec = SourceSpec(name="toy", title="TOY", tasks=("detection_hbb", "grounding"), modality="sar", reader=reader)
     convert_source(spec, str(tmp_path / "raw"), str(tmp_path / "out"))
     lines = (tmp_path / "out" / "toy" / "quarantine.jsonl").read_text().splitlines()
@@ -158,7 +161,7 @@ def test_quarantine_entries_come_in_reading_order(tmp_path):
         want += [("reader note", "labels.txt", False) for i in (64, 100) if start <= i < start + 64]
         for i in range(start, min(start + 64, 150)):
             if i in (0, 70):
-                want.append(("unreadable image", f"images/{i}.png", False))
+                want.append(("image missing", f"images/{i}.png", False))
             else:
                 want += [("degenerate box", f"images/{i}.png", False), ("degenerate box", f"images/{i}.png", True)]
     assert got == want
