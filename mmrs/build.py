@@ -224,8 +224,8 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
         pending = _PendingImages(spec, writer, quarantine, fast)
         for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine), max_pixels=max_image_pixels):
             quarantine.phase = "conversion"  # until the reader reads the next chunk
-            for bad in root.take_bad_names():
-                pending.skip(bad, "file name not valid UTF-8", None, units=0)
+            for path, reason in root.take_refused():  # names a record cannot hold, links leading out
+                pending.skip(path, reason, None, units=0)
             for raw, checked in chunk:
                 units = annotation_count(raw, spec.tasks)
                 annotations += units
@@ -250,8 +250,8 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
             quarantine.phase = "reading"
             if progress:
                 progress(len(chunk))
-        for bad in root.take_bad_names():
-            quarantine.skip(bad, "file name not valid UTF-8", None, units=0)
+        for path, reason in root.take_refused():
+            quarantine.skip(path, reason, None, units=0)
     shards = writer.close()
     if not shards and not sum(pending.images.values()) and not annotations and quarantine.absent:
         raise MissingFileError(f"{spec.name}: nothing usable under {root.uri('')} (absent: "
@@ -332,6 +332,7 @@ def build_mmrs_1m(out_url: str, sources: Iterable[str]) -> dict[str, Any]:
     recorded relative to out_url (see relative_location). Sources in name order, whatever order they are
     given in: the CLI (registry order) and the Dagster asset (params order) write the same bytes, and the
     training stream, which mixes sources in this order, gets the same batches from either."""
+    clean_leftovers(out_url, keep=None, folders=("",))  # mmrs_1m.json.tmp-* of a killed merge
     manifests = [read_json(join(out_url, name, "manifest.json")) for name in sorted(set(sources))]
     shards = [{"source": m["source"], "path": f"{m['source']}/{s['path']}", "split": s["split"],
                "records": s["records"], "rounds": s["rounds"], "sha256": s["sha256"], "modality": m["modality"]}

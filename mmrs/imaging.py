@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from typing import IO
 
 import numpy as np
@@ -68,7 +69,7 @@ def _open_with_plugins(fp: IO[bytes], prefix: bytes, formats: list[str]) -> Imag
         fp.seek(0)
         try:
             return factory(fp, "")
-        except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError):
+        except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError, struct.error):
             continue
     return None
 

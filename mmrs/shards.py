@@ -94,16 +94,19 @@ _TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{8}$")
 _SHARD = re.compile(r"^[^/]+-\d{5}\.jsonl$")
 
 
-def clean_leftovers(out: str, keep: Iterable[str] | None = None) -> list[str]:
+def clean_leftovers(out: str, keep: Iterable[str] | None = None, folders: Iterable[str] | None = None) -> list[str]:
     """Remove what an interrupted conversion left in a source's output folder `out`: temporary files of
     atomic writes (`*.tmp-xxxxxxxx`, also among the tiles) and, given the shard names of the manifest just
-    written (`keep`), shard files it does not list (a previous run's extra shards). Returns what was removed."""
+    written (`keep`), shard files it does not list (a previous run's extra shards). `folders`: the sub-folders
+    to look in (default: the folder and its tiles before a run, the folder alone after it). Returns what was
+    removed."""
     fs, base = fsspec.core.url_to_fs(out)
     if not fs.isdir(base):
         return []
     removed, kept = [], set(keep or ())
-    folders = [base] if keep is not None else [base, posixpath.join(base, "tiles")]  # after a run: no tile temps
-    for folder in folders:
+    if folders is None:
+        folders = ("",) if keep is not None else ("", "tiles")  # after a run: no tile temps
+    for folder in (posixpath.join(base, sub) if sub else base for sub in folders):
         if not fs.isdir(folder):
             continue
         for path in fs.ls(folder, detail=False):

@@ -229,7 +229,7 @@ class SourceRoot:
     url: str
     _boundaries: list[str] = field(default_factory=list, init=False, repr=False)
     _real_dirs: dict[str, str] = field(default_factory=dict, init=False, repr=False)
-    _bad_names: dict[str, None] = field(default_factory=dict, init=False, repr=False)
+    _refused: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # path -> reason
 
     def __post_init__(self) -> None:
         self.fs, self.base = fsspec.core.url_to_fs(self.url)
@@ -290,7 +290,7 @@ class SourceRoot:
         itself is a symlink, the real path of the file. OutsideReleaseError otherwise; object stores have no
         links (the path is returned as it is)."""
         full = self.path(rel)
-        if not self._local:
+        if not self._local or full == self.base:
             return full
         folder = posixpath.dirname(full)
         real = self._real_dirs.get(folder)
@@ -306,16 +306,29 @@ class SourceRoot:
             raise OutsideReleaseError(f"{full} is a link leading outside the release {self.base}: {target}")
         return full
 
-    def take_bad_names(self) -> list[str]:
-        """File names met in listings that are not valid UTF-8 (printable form, relative to the root), once
-        each; listings leave them out (a record cannot hold them), the caller reports them."""
-        names, self._bad_names = list(self._bad_names), {}
-        return names
+    NAME_NOT_UTF8 = "file name not valid UTF-8"
+    LEAVES_RELEASE = "path leaves the release"
+
+    def take_refused(self) -> list[tuple[str, str]]:
+        """(path, reason) of what listings and lookups refused since the last call, once each: file names that
+        are not valid UTF-8 (a record cannot hold them) and links leading outside the release. Readers never
+        see them; the converter reports them."""
+        refused, self._refused = list(self._refused.items()), {}
+        return refused
 
     def _valid(self, rel: str) -> bool:
         if valid_name(rel):
             return True
-        self._bad_names[printable_name(rel)] = None
+        self._refused.setdefault(printable_name(rel), self.NAME_NOT_UTF8)
+        return False
+
+    def _leaves(self, full: str) -> bool:
+        """Whether a local path is, or lies in a folder that is, a link leading outside the release (recorded)."""
+        try:
+            self.confine(posixpath.relpath(full, self.base) if full != self.base else "")
+        except OutsideReleaseError:
+            self._refused.setdefault(full, self.LEAVES_RELEASE)
+            return True
         return False
 
     # --- files ----------------------------------------------------------------------------------------------
@@ -323,9 +336,14 @@ class SourceRoot:
         return operation() if self._local else retrying(operation, self.uri(rel))
 
     def exists(self, rel: str) -> bool:
+        """Whether `rel` exists inside the release (a link leading outside does not: it is refused)."""
+        if self._local:
+            return self.fs.exists(self.path(rel)) and not self._leaves(self.path(rel))
         return self._call(lambda: self.fs.exists(self.path(rel)), rel)
 
     def isdir(self, rel: str) -> bool:
+        if self._local:
+            return self.fs.isdir(self.path(rel)) and not self._leaves(self.path(rel))
         return self._call(lambda: self.fs.isdir(self.path(rel)), rel)
 
     def require(self, rel: str, what: str = "file") -> str:
@@ -335,18 +353,35 @@ class SourceRoot:
         return rel
 
     def listdir(self, rel: str = "") -> list[str]:
-        """Sorted names (not paths) directly under `rel`; names that are not valid UTF-8 are left out (see
-        take_bad_names)."""
-        entries = self._call(lambda: self.fs.ls(self.path(rel), detail=False), rel)
-        names = sorted(posixpath.basename(e.rstrip("/")) for e in entries)
+        """Sorted names (not paths) directly under `rel`; names that are not valid UTF-8 and links leading
+        outside the release are left out (see take_refused)."""
+        if self._local:
+            folder = self.path(rel)
+            with os.scandir(folder) as entries:
+                names = sorted(e.name for e in entries
+                               if not (e.is_symlink() and self._leaves(posixpath.join(folder, e.name))))
+        else:
+            entries = self._call(lambda: self.fs.ls(self.path(rel), detail=False), rel)
+            names = sorted(posixpath.basename(e.rstrip("/")) for e in entries)
         return [n for n in names if self._valid(posixpath.join(rel, n) if rel else n)]
 
     def walk_files(self, rel: str = "") -> Iterator[str]:
-        """Every file under `rel`, as paths relative to the root, sorted; names that are not valid UTF-8 are
-        left out (see take_bad_names)."""
-        prefix = self.base + "/"
-        for full in sorted(self._call(lambda: self.fs.find(self.path(rel)), rel)):
-            path = full[len(prefix):] if full.startswith(prefix) else full
+        """Every file under `rel`, as paths relative to the root, sorted; names that are not valid UTF-8 and
+        links leading outside the release are left out (see take_refused), linked folders not followed."""
+        if self._local:
+            found = []
+            for folder, dirs, files in os.walk(self.path(rel)):
+                for name in files:
+                    full = posixpath.join(folder, name)
+                    if not (os.path.islink(full) and self._leaves(full)):
+                        found.append(full[len(self.base) + 1:] if self.base else full)
+                dirs.sort()
+            paths: Iterable[str] = sorted(found)
+        else:
+            prefix = self.base + "/"
+            paths = (full[len(prefix):] if full.startswith(prefix) else full
+                     for full in sorted(self._call(lambda: self.fs.find(self.path(rel)), rel)))
+        for path in paths:
             if self._valid(path):
                 yield path
 
@@ -397,7 +432,22 @@ class SourceRoot:
 
     # --- images ---------------------------------------------------------------------------------------------
     def image_size(self, rel: str, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
-        """(width, height) from the image header only; refuses images larger than `max_pixels`."""
+        """(width, height) from the image header only; refuses images larger than `max_pixels`. A header that
+        cannot be read is an UnreadableImageError (a ValueError) naming the file."""
+        try:
+            width, height = self._header_size(rel)
+        except (OSError, ValueError) as error:
+            if is_environment_error(error) or isinstance(error, FileNotFoundError | OutsideReleaseError):
+                raise
+            raise UnreadableImageError(f"{self.uri(rel)}: no image header: {error}") from None
+        except Exception as error:  # untrusted bytes in header readers (struct.error, ...)
+            raise UnreadableImageError(f"{self.uri(rel)}: no image header: {error}") from None
+        if width * height > max_pixels:
+            raise ImageTooLargeError(f"{self.uri(rel)} is {width}x{height} pixels, over the limit of "
+                                     f"{max_pixels} (raise mmrs.storage.MAX_IMAGE_PIXELS to allow it)")
+        return width, height
+
+    def _header_size(self, rel: str) -> tuple[int, int]:
         # the first bytes only: parsed in place for PNG, JPEG and TIFF (mmrs.image_header), else imagesize
         # (~10x faster than PIL.Image.open); local files by path (no fsspec read layer). The stored pixel
         # grid, as decoded for training: an EXIF orientation tag does not swap width and height.
@@ -417,9 +467,6 @@ class SourceRoot:
         if width <= 0 or height <= 0:  # a format imagesize does not know: let PIL read the header
             with self.open(rel) as f:
                 _, width, height = _pil_header(f, self.uri(rel))
-        if width * height > max_pixels:
-            raise ImageTooLargeError(f"{self.uri(rel)} is {width}x{height} pixels, over the limit of "
-                                     f"{max_pixels} (raise mmrs.storage.MAX_IMAGE_PIXELS to allow it)")
         return width, height
 
     def _head_and_tail(self, rel: str) -> tuple[bytes, bytes, int]:
@@ -471,8 +518,8 @@ class SourceRoot:
             try:
                 with self.open(rel) as f:
                     pil_format, *dims = _pil_header(f, uri)
-            except (UnreadableImageError, OSError, ValueError) as error:
-                if isinstance(error, OSError) and is_environment_error(error):
+            except Exception as error:  # untrusted bytes in PIL's header readers: any failure is "unreadable"
+                if is_environment_error(error):
                     raise
                 raise ImageProblem("not an image" if fmt is None else "unreadable image", str(error)) from None
             fmt = fmt or pil_format.upper()

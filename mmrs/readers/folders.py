@@ -121,7 +121,7 @@ def read_folder_per_class(root: SourceRoot, spec: SourceSpec, quarantine: Quaran
         if _hidden(parts) or not is_image(parts[-1]):
             continue
         if len(parts) < 2:
-            quarantine.skip(root.uri(path), "image outside class folders")
+            quarantine.skip(root.uri(path), "image outside class folders", units=0)  # no folder: no label
             continue
         label = classes.resolve(parts[0]) if classes is not None else parts[0]
         if label is None:
