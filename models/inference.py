@@ -87,10 +87,12 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(
 
 
 def parse_count(text: str) -> int | None:
-    """First count in an answer, as digits or a number word ('There are eight ...' -> 8)."""
+    """First count in an answer, as digits or a number word ('There are eight ...' -> 8); None when there is
+    none or when the first number has more than nine digits (no scene holds a billion objects, and int()
+    refuses strings of thousands of digits)."""
     for token in re.findall(r"[a-z]+|\d+", text.lower()):
         if token.isdigit():
-            return int(token)
+            return int(token) if len(token) <= 9 else None
         if token in _NUMBER_WORDS:
             return _NUMBER_WORDS[token]
     return None
