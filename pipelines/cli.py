@@ -263,19 +263,19 @@ def exit_status(error: BaseException) -> int:
 
 
 def describe(error: BaseException) -> str:
-    """The one line an error is reported as."""
+    """The one line an error is reported as: what it was about (the source being converted), its kind when it
+    is not bad input, and its message."""
     from mmrs.storage import is_environment_error
 
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if isinstance(error, KeyError) and error.args:
         text = str(error.args[0])
-    if notes := getattr(error, "__notes__", None):
-        text = f"{': '.join(notes)}: {text}"
     if is_environment_error(error):
-        return f"environment: {text}"
-    if exit_status(error) == 2:
-        return text
-    return f"{type(error).__name__}: {text}"
+        text = f"environment: {text}"
+    elif exit_status(error) == 1:
+        text = f"{type(error).__name__}: {text}"
+    notes = getattr(error, "__notes__", None)
+    return f"{': '.join(notes)}: {text}" if notes else text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
