@@ -257,8 +257,9 @@ def exit_status(error: BaseException) -> int:
 
     if is_environment_error(error):
         return 1
-    if isinstance(error, ValueError | FileNotFoundError | NotADirectoryError | IsADirectoryError | LookupError):
-        return 2  # missing or malformed input, wrong settings (SettingsError, UnsafePathError, ... are ValueErrors)
+    if isinstance(error, ValueError | FileNotFoundError | NotADirectoryError | IsADirectoryError | KeyError):
+        return 2  # missing or malformed input, wrong settings or names (SettingsError, UnsafePathError, ... are
+        #           ValueErrors; an unknown source or profile a KeyError)
     return 1
 
 
