@@ -21,9 +21,9 @@ $(VENV)/.installed: pyproject.toml requirements/lock.txt
 	$(BIN)/pip install --quiet -c requirements/lock.txt -e '.[dev]'
 	touch $@
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
 	mkdir -p $(DAGSTER_HOME) .state/mlflow
-	cp dagster.yaml $@
+	cp deploy/dagster.yaml $@
 
 demo: setup
 	$(BIN)/dagster asset materialize -m pipelines.definitions --select '*'

@@ -1,111 +1,255 @@
-"""Dagster assets `eval/<benchmark>` (one per paper benchmark whose source is enabled) and
-`evaluation_report` (the tables, MLflow logging, promotion of the registered model by alias).
+"""Dagster assets of evaluation, per paper benchmark whose source is enabled:
 
-Thin: the work is in evaluation.benchmarks and evaluation.report; the model is loaded once per process for
-every benchmark of a run (ModelLoaderResource).
+    predictions/<benchmark>   the stage-3 model's answers, generated once per (model, data, prompts,
+                              generation settings) and resumed after an interruption (evaluation.store)
+    eval/<benchmark>          the answers scored with the paper's metrics, the image-blind baseline, pictures
+    paper_tables              the paper's Tables II-IX with our rows, logged to the stage-3 MLflow run; the
+                              registered model version gets the `champion` alias only if every benchmark
+                              beats its image-blind baseline
+
+Thin: the work is in evaluation.*; the model is loaded once per process for every benchmark of a run
+(ModelLoaderResource), and only when some answer is missing.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the resource annotations at decoration time.
+
+import base64
+import os
+import tempfile
 
 import dagster as dg
 
 from assets.resources import ModelLoaderResource, StorageResource
 from assets.run_config import config_schema, read_config, settings_markdown
-from evaluation.benchmarks import BENCHMARKS, Benchmark, BenchmarkResult, run_benchmark
-from evaluation.report import benchmark_table, render_report
+from evaluation.benchmarks import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkData,
+    BenchmarkResult,
+    load_benchmark_data,
+    score_benchmark,
+)
+from evaluation.confidence import choose_scorer
+from evaluation.pictures import benchmark_pictures
+from evaluation.predictions import read_predictions
 from evaluation.settings import EvaluationSettings
-from mmrs.shards import atomic_write_bytes, read_json, write_json
+from evaluation.store import complete_predictions, missing_ids, prediction_key, predictions_url
+from evaluation.tables import PAPER_TABLES, benchmark_table, render_tables, table_rows
+from mmrs.shards import atomic_write_bytes, join, read_json, write_json
+from models.io import model_digest
 
 
 def beats_baseline(benchmark: Benchmark, result: BenchmarkResult) -> bool:
     return result.metrics[benchmark.headline] > result.baseline.get(benchmark.headline, 0.0)
 
 
-def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings) -> dg.AssetsDefinition:
-    key = ["eval", benchmark.name]
+def _located(benchmark: Benchmark, storage: StorageResource, settings: EvaluationSettings
+             ) -> tuple[BenchmarkData, str, str]:
+    """(the benchmark's records, the predictions file of the current model, its key)."""
+    from evaluation.predict import generation_settings  # torch: only where a model may run
+
+    data = load_benchmark_data(benchmark, storage.mmrs)
+    generation = generation_settings(benchmark, settings.max_new_tokens) | {"batch_size": settings.batch_size}
+    key = prediction_key(benchmark, data, storage.mmrs, model_digest(storage.layout.final_model), generation)
+    return data, predictions_url(storage.eval, benchmark, key), key.digest
+
+
+def build_predictions_asset(benchmark: Benchmark, defaults: EvaluationSettings) -> dg.AssetsDefinition:
+    key = ["predictions", benchmark.name]
 
     @dg.asset(key=key, group_name="evaluation", deps=["earthgpt_model", dg.AssetKey(["mmrs", benchmark.source])],
               kinds={"pytorch"}, config_schema=config_schema(defaults),
               check_specs=[dg.AssetCheckSpec(
-                  "beats_image_blind_baseline", asset=key,
-                  description=f"Our {benchmark.headline} is above the image-blind baseline's (a model that "
-                              "ignores the image: the most common answer, label or caption).")],
-              description=f"Table {benchmark.table}: {benchmark.source} {benchmark.split} ({benchmark.task}, "
-                          f"{benchmark.setting}); the stage-3 model's answers scored with the paper's metrics "
-                          f"(paper {benchmark.headline} {benchmark.paper.get(benchmark.headline)}).")
-    def _eval(context: dg.AssetExecutionContext, storage: StorageResource,
-              model_loader: ModelLoaderResource) -> dg.MaterializeResult:
+                  "every_question_answered", asset=key, blocking=True,
+                  description="Every question of the benchmark has an answer (blocking: a partial set of answers "
+                              "would give untrustworthy scores).")],
+              description=f"The stage-3 model's answers to {benchmark.name} ({benchmark.source} {benchmark.split}), "
+                          "stored under storage.eval/predictions and keyed by the model's weights, the data, the "
+                          "prompts and the generation settings: an unchanged model is not asked again.")
+    def _predictions(context: dg.AssetExecutionContext, storage: StorageResource,
+                     model_loader: ModelLoaderResource) -> dg.MaterializeResult:
+        from evaluation.predict import predict_benchmark
+
         settings = read_config(defaults, context.op_execution_context.op_config)
-        model, tokenizer = model_loader.load(storage.layout.final_model)
-        result = run_benchmark(benchmark, model, tokenizer, storage.mmrs, settings.batch_size,
-                               max_new_tokens=settings.max_new_tokens)
-        url = storage.eval_file(f"{benchmark.name}.json")
-        write_json(url, result.to_dict())
+        data, url, digest = _located(benchmark, storage, settings)
+
+        def generate(done):
+            model, tokenizer = model_loader.load(storage.layout.final_model)
+            return predict_benchmark(benchmark, model, tokenizer, data.image_root, data.records,
+                                     batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, done=done)
+
+        found = complete_predictions(url, benchmark, data, generate)
+        missing = missing_ids(benchmark, data, found.predictions)
+        return dg.MaterializeResult(
+            metadata={"answers": len(found.predictions), "kept_from_before": found.kept,
+                      "generated_now": found.generated, "generation_seconds": round(found.seconds, 2),
+                      "answers_per_second": round(found.generated / found.seconds, 2) if found.seconds else None,
+                      "key": digest, "predictions": url, "settings": settings_markdown(protocol=settings)},
+            check_results=[dg.AssetCheckResult(
+                check_name="every_question_answered", passed=not missing,
+                metadata={"missing": len(missing), "example": missing[0] if missing else "none"})],
+            data_version=dg.DataVersion(digest),
+        )
+
+    return _predictions
+
+
+def _image_md(pictures: dict[str, bytes]) -> str:
+    return "\n\n".join(f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+                       for name, png in pictures.items())
+
+
+def _examples_md(result: BenchmarkResult) -> str:
+    rows = ["| image | question | answer | truth |", "|---|---|---|---|"]
+    for e in result.examples:
+        rows.append("| " + " | ".join(str(e.get(k, "")).replace("|", "/").replace("\n", " ")[:160]
+                                      for k in ("image", "question", "answer", "truth")) + " |")
+    return "\n".join(rows)
+
+
+def _previous_headline(context: dg.AssetExecutionContext, benchmark: Benchmark) -> float | None:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(["eval", benchmark.name]))
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(benchmark.headline)
+    return None if value is None else float(value.value)
+
+
+def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings) -> dg.AssetsDefinition:
+    key = ["eval", benchmark.name]
+    checks = {
+        "beats_image_blind_baseline": f"Our {benchmark.headline} is above the image-blind baseline's (a model that "
+                                      "ignores the image: the most common answer, label, caption or box).",
+        "parse_failures_under_limit": "The share of answers that give nothing usable (no class, no box, no "
+                                      "count) stays under evaluation.protocol.max_parse_failure_percent.",
+        "no_regression": f"{benchmark.headline} did not drop by more than evaluation.protocol.regression_points "
+                         "against the previous materialization.",
+    }
+
+    @dg.asset(key=key, group_name="evaluation", deps=[dg.AssetKey(["predictions", benchmark.name])],
+              kinds={"python"}, config_schema=config_schema(defaults),
+              check_specs=[dg.AssetCheckSpec(name, asset=key, description=text) for name, text in checks.items()],
+              description=f"Table {benchmark.table}: {benchmark.source} {benchmark.split} ({benchmark.task}, "
+                          f"{benchmark.setting}): the stored answers scored with the paper's metrics beside an "
+                          f"image-blind baseline (paper {benchmark.headline} "
+                          f"{benchmark.paper.get(benchmark.headline)}); re-scoring never re-generates.")
+    def _eval(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+        settings = read_config(defaults, context.op_execution_context.op_config)
+        data, url, _ = _located(benchmark, storage, settings)
+        predictions = read_predictions(url)
+        scorer = choose_scorer([], settings.clip_model, data.image_root) if settings.clip_model else None
+        result = score_benchmark(benchmark, data.records, predictions, data.train, scorer=scorer)
+        result_url = storage.eval_file(f"{benchmark.name}.json")
+        write_json(result_url, result.to_dict())
+        pictures = benchmark_pictures(result, data.records, predictions, data.image_root, settings.gallery)
+        for name, png in pictures.items():
+            atomic_write_bytes(storage.eval_file("pictures", name), png)
         headline = result.metrics[benchmark.headline]
+        previous = _previous_headline(context, benchmark)
         return dg.MaterializeResult(
             metadata={"samples": result.samples, benchmark.headline: round(headline, 2),
                       f"paper {benchmark.headline}": benchmark.paper.get(benchmark.headline),
+                      "baseline": round(result.baseline.get(benchmark.headline, 0.0), 2),
+                      **{f"metric/{k}": round(v, 2) for k, v in result.metrics.items()},
+                      "parse_failures_percent": round(result.parse_failure_percent(), 2),
                       "table": dg.MetadataValue.md(benchmark_table(result)),
-                      "examples": dg.MetadataValue.json(result.examples),
-                      "notes": dg.MetadataValue.json(result.notes), "result": url,
-                      "settings": settings_markdown(protocol=settings)},
-            check_results=[dg.AssetCheckResult(
-                check_name="beats_image_blind_baseline", passed=beats_baseline(benchmark, result),
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"ours": round(headline, 2),
-                          "baseline": round(result.baseline.get(benchmark.headline, 0.0), 2)})],
+                      "examples": dg.MetadataValue.md(_examples_md(result)),
+                      "pictures": dg.MetadataValue.md(_image_md(pictures) or "none for this task"),
+                      "result": result_url, "predictions": url},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="beats_image_blind_baseline", passed=beats_baseline(benchmark, result),
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"ours": round(headline, 2),
+                              "baseline": round(result.baseline.get(benchmark.headline, 0.0), 2)}),
+                dg.AssetCheckResult(
+                    check_name="parse_failures_under_limit",
+                    passed=result.parse_failure_percent() <= settings.max_parse_failure_percent,
+                    metadata={"percent": round(result.parse_failure_percent(), 2),
+                              "limit": settings.max_parse_failure_percent,
+                              "reasons": ", ".join(f"{k}: {v}" for k, v in result.parse_failures.items()) or "none"}),
+                dg.AssetCheckResult(
+                    check_name="no_regression", severity=dg.AssetCheckSeverity.WARN,
+                    passed=previous is None or headline >= previous - settings.regression_points,
+                    metadata={"now": round(headline, 2), "before": previous if previous is not None else "none",
+                              "allowed_drop": settings.regression_points}),
+            ],
         )
 
     return _eval
 
 
-def build_report_asset(benchmarks: list[Benchmark]) -> dg.AssetsDefinition:
-    @dg.asset(name="evaluation_report", group_name="evaluation",
+def build_paper_tables_asset(benchmarks: list[Benchmark]) -> dg.AssetsDefinition:
+    @dg.asset(name="paper_tables", group_name="evaluation",
               deps=[dg.AssetKey(["eval", b.name]) for b in benchmarks], kinds={"mlflow"},
               check_specs=[dg.AssetCheckSpec(
-                  "every_benchmark_beats_its_baseline", asset="evaluation_report",
+                  "every_benchmark_beats_its_baseline", asset="paper_tables",
                   description="Every benchmark's headline metric beats its image-blind baseline; only then does "
                               "the registered model version get the `champion` alias.")],
-              description="The paper's tables with our numbers beside EarthGPT's, logged to the stage-3 MLflow "
-                          "run; the registered model version gets the `champion` alias only if every benchmark "
-                          "beats its image-blind baseline.")
-    def _report(storage: StorageResource) -> dg.MaterializeResult:
+              description="The paper's Tables II-IX, every row the paper prints with our rows and the image-blind "
+                          "baseline added, each of our cells naming its result file; written to storage.eval/"
+                          "report.md and logged (tables, metrics, pictures) to the stage-3 MLflow run. The "
+                          "registered model version becomes `champion` only if every benchmark beats its baseline.")
+    def paper_tables(storage: StorageResource) -> dg.MaterializeResult:
         from models.tracking import promote
 
         results = [BenchmarkResult.from_dict(read_json(storage.eval_file(f"{b.name}.json"))) for b in benchmarks]
         passed = {r.benchmark: beats_baseline(BENCHMARKS[r.benchmark], r) for r in results}
-        report = render_report(results)
+        sources = {r.benchmark: f"{r.benchmark}.json" for r in results}
+        tables = render_tables(results, sources)
         url = storage.eval_file("report.md")
-        atomic_write_bytes(url, report.encode("utf-8"))
+        atomic_write_bytes(url, tables.encode("utf-8"))
         registration = read_json(storage.layout.registration) if storage.exists(storage.layout.registration) else None
         promoted = False
         if registration:
-            import mlflow
-
-            mlflow.set_tracking_uri(registration["tracking_uri"])
-            with mlflow.start_run(run_id=registration["run_id"]):
-                mlflow.log_metrics({_metric_name(r.benchmark, k): v for r in results for k, v in r.metrics.items()})
-                mlflow.log_text(report, "evaluation/report.md")
+            _log_to_mlflow(registration, results, tables, storage, sources)
             promoted = promote(registration["registered_model"], registration["version"],
                                passed=all(passed.values()))
         return dg.MaterializeResult(
-            metadata={"report": dg.MetadataValue.md(report), "path": url,
+            metadata={"tables": dg.MetadataValue.md(tables), "path": url,
+                      "benchmarks_beating_baseline": f"{sum(passed.values())} of {len(passed)}",
                       "registered_model": f"{registration['registered_model']} v{registration['version']}"
                       if registration else "none", "promoted_to_champion": promoted},
             check_results=[dg.AssetCheckResult(check_name="every_benchmark_beats_its_baseline",
-                                               passed=all(passed.values()), metadata={"per_benchmark": passed})],
+                                               passed=all(passed.values()),
+                                               metadata={"failed": ", ".join(k for k, v in passed.items() if not v)
+                                                         or "none"})],
         )
 
-    return _report
+    return paper_tables
+
+
+def _log_to_mlflow(registration: dict, results: list[BenchmarkResult], tables: str, storage: StorageResource,
+                   sources: dict[str, str]) -> None:
+    """Into the stage-3 run: every metric, the tables (Markdown and one MLflow table each), the pictures."""
+    import fsspec
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(registration["tracking_uri"])
+    by_name = {r.benchmark: r for r in results}
+    with mlflow.start_run(run_id=registration["run_id"]):
+        mlflow.log_metrics({_metric_name(r.benchmark, k): v for r in results for k, v in r.metrics.items()})
+        mlflow.log_text(tables, "evaluation/paper_tables.md")
+        for number in PAPER_TABLES:
+            rows = table_rows(number, by_name, sources)
+            mlflow.log_table(pd.DataFrame(rows).astype(str), f"evaluation/table_{number}.json")
+        fs, folder = fsspec.core.url_to_fs(storage.eval_file("pictures"))
+        with tempfile.TemporaryDirectory() as scratch:
+            for path in sorted(fs.glob(join(folder, "*.png"))):
+                local = os.path.join(scratch, path.rsplit("/", 1)[1])
+                fs.get_file(path, local)
+                mlflow.log_artifact(local, "evaluation/pictures")
 
 
 def _metric_name(benchmark: str, metric: str) -> str:
     """MLflow metric names allow letters, digits, _ - . / and spaces; keep them readable."""
-    return f"eval/{benchmark}/{metric.replace(' ', '_')}"
+    return f"eval/{benchmark}/{metric.replace(' ', '_').replace('@', '_at_')}"
 
 
 def build_evaluation_assets(benchmarks: list[Benchmark], defaults: EvaluationSettings | None = None
                             ) -> list[dg.AssetsDefinition]:
-    """`eval/<name>` per benchmark and the `evaluation_report` over them."""
+    """predictions/<name> and eval/<name> per benchmark, and paper_tables over them."""
     defaults = defaults or EvaluationSettings()
-    return [*(build_eval_asset(b, defaults) for b in benchmarks), build_report_asset(benchmarks)]
+    return [*(build_predictions_asset(b, defaults) for b in benchmarks),
+            *(build_eval_asset(b, defaults) for b in benchmarks), build_paper_tables_asset(benchmarks)]

@@ -7,10 +7,11 @@ field under `resources:` in its config. Assets read paths, tracking and compute 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import fsspec
+from pydantic import create_model
 
 from mmrs.readers.base import SourceSpec
 from mmrs.settings import field_types, from_mapping, to_mapping
@@ -18,6 +19,8 @@ from mmrs.shards import join
 from models.distributed import DistributedConfig
 from models.layout import ModelLayout
 from models.tracking import TrackingSettings
+
+R = TypeVar("R", bound=dg.ConfigurableResource)
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -119,10 +122,18 @@ def _fingerprint(folder: str) -> str:
                     for name, info in sorted(entries.items()))
 
 
+def with_defaults(cls: type[R], values: dict[str, Any]) -> R:
+    """An instance of `cls` whose class defaults are `values`. Dagster fills the fields a run's config leaves
+    out from the class defaults, not from the instance given to Definitions: without this, a run overriding
+    one path would reset the others."""
+    fields = {name: (cls.model_fields[name].annotation, value) for name, value in values.items()}
+    return create_model(cls.__name__, __base__=cls, __doc__=cls.__doc__, **fields)()
+
+
 def resources_from_settings(storage: Any, tracking: TrackingSettings, compute: DistributedConfig,
                             device: str = "cpu") -> dict[str, dg.ConfigurableResource]:
-    """The resources of one environment, from its settings sections."""
-    return {"storage": StorageResource(**to_mapping(storage)),
-            "tracking": TrackingResource(**to_mapping(tracking)),
-            "compute": ComputeResource(**to_mapping(compute)),
-            "model_loader": ModelLoaderResource(device=device)}
+    """The resources of one environment, from its settings sections (each field overridable per run)."""
+    return {"storage": with_defaults(StorageResource, to_mapping(storage)),
+            "tracking": with_defaults(TrackingResource, to_mapping(tracking)),
+            "compute": with_defaults(ComputeResource, to_mapping(compute)),
+            "model_loader": with_defaults(ModelLoaderResource, {"device": device})}

@@ -1,17 +1,19 @@
 """Visual question answering (paper Tables V and VI): accuracy per question type and pooled (OA).
 
-Yes/no types of the sample corpus (and of RSVQA) are unbalanced - most presence questions are "no" - so a
-constant answer scores high. Each type therefore also gets a balanced accuracy (the mean of the per-answer
-recalls), on which any image-blind constant answer scores 100 / (number of answers), 50 for yes/no.
+Answers are compared after `evaluation.parsing.normalise_vqa` (for yes/no questions: the first yes/no
+word), by equality, never by substring ("no" is not "not now"). Yes/no types of the sample corpus (and of
+RSVQA) are unbalanced - most presence questions are "no" - so a constant answer scores high. Each type
+therefore also gets a balanced accuracy (the mean of the per-answer recalls), on which any image-blind
+constant answer scores 100 / (number of answers), 50 for yes/no.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from evaluation.answers import is_yes_no, normalise_vqa
+from evaluation.parsing import is_yes_no, normalise_vqa, parse_short_answer
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class VQAScore:
     overall: float  # OA: percent correct pooled over every kept question
     strict: float  # OA with exact string equality, no normalisation
     samples: int
+    failures: dict[str, int] = field(default_factory=dict)  # parse failure reason -> answers
 
 
 def _norm(text: str, reference: str) -> str:
@@ -40,9 +43,13 @@ def score_vqa(items: Sequence[VQAItem]) -> VQAScore:
         raise ValueError("no questions to score")
     hits: dict[str, list[bool]] = defaultdict(list)
     per_answer: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    failures: Counter[str] = Counter()
     for item in items:
         truth = _norm(item.answer, item.answer)
-        hit = _norm(item.prediction, item.answer) == truth
+        parsed = parse_short_answer(item.prediction, yes_no=is_yes_no(item.answer))
+        if not parsed.ok:
+            failures[parsed.failure] += 1
+        hit = parsed.value == truth
         hits[item.type].append(hit)
         per_answer[item.type][truth].append(hit)
     return VQAScore(
@@ -52,6 +59,7 @@ def score_vqa(items: Sequence[VQAItem]) -> VQAScore:
         overall=100.0 * sum(sum(v) for v in hits.values()) / len(items),
         strict=100.0 * sum(i.prediction == i.answer for i in items) / len(items),
         samples=len(items),
+        failures=dict(failures),
     )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import posixpath
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
@@ -38,7 +40,7 @@ from mmrs.storage import (
     MissingFileError,
     SourceRoot,
 )
-from mmrs.tiling import crop_tiles, cut
+from mmrs.tiling import SceneTiles, Window, cut, encode_tile
 
 Progress = Callable[[int], None]
 
@@ -115,18 +117,15 @@ def _sized_chunks(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 6
             yield list(zip(batch, (found for part in parts for found in part.result()), strict=True))
 
 
-def _write_tiles(root: SourceRoot, raw: RawSample, tiles: list, tile_out: str,
-                 max_pixels: int = MAX_IMAGE_PIXELS) -> None:
-    """Decode the scene once (within the pixel limit) and write the tiles that do not exist yet."""
-    fs, base = fsspec.core.url_to_fs(tile_out)
-    missing = [(tile, window) for tile, window in tiles if not fs.exists(join(base, tile.image.split("/", 1)[1]))]
-    if not missing:
-        return
-    with open_image(io.BytesIO(root.read_bytes(raw.image)), max_pixels, root.uri(raw.image)) as image:
-        pixels = np.asarray(image)
-    by_window = {window: tile for tile, window in missing}
-    for window, png in crop_tiles(pixels, list(by_window)):
-        atomic_write_bytes(join(tile_out, by_window[window].image.split("/", 1)[1]), png)
+def _decode(root: SourceRoot, image: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """The pixels of an image file as PIL decodes it (as the data loader will read its tiles), refused above
+    `max_pixels` from its header before any pixel is decoded (mmrs.imaging.open_image)."""
+    with open_image(io.BytesIO(root.read_bytes(image)), max_pixels, root.uri(image)) as decoded:
+        return np.asarray(decoded)
+
+
+def _write_tile(pixels: np.ndarray, window: Window, url: str) -> None:
+    atomic_write_bytes(url, encode_tile(pixels, window))
 
 
 def annotation_count(raw: RawSample, tasks: Iterable[str] | None = None) -> int:
@@ -200,17 +199,144 @@ class _PendingImages:
         self.waiting.clear()
 
 
+@dataclass
+class _Skip:
+    """An image (or what it holds) to quarantine, in its place in reading order."""
+
+    path: str
+    reason: str
+    detail: Any
+    units: int = 1  # annotation units it held (mmrs.quarantine)
+
+
+_Image = tuple[RawSample, int, int]  # an image (or a tile of a scene) to convert, with its width and height in px
+
+
+_Written = tuple[RawSample, SceneTiles, Exception | None]  # a scene, its tiles, what stopped writing them
+
+
+class _TileWriter:
+    """Writes the tiles of scenes on `workers` threads while the caller reads, cuts and converts the next ones
+    (decoding, filtering and deflating the PNG and file writes run mostly outside the GIL). A scene's first
+    task decodes it and queues one task per tile not written yet, so both cores stay busy to the last tile of
+    a large scene. At most workers + 1 scenes are taken at a time, so memory holds at most that many decoded
+    scenes whatever the release size. Scenes come back in the order given, each with the error that stopped
+    it."""
+
+    def __init__(self, root: SourceRoot, tile_out: str, workers: int, max_pixels: int = MAX_IMAGE_PIXELS):
+        self.root, self.tile_out, self.limit, self.max_pixels = root, tile_out, workers + 1, max_pixels
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tiles")
+        self.waiting: deque[tuple[RawSample, SceneTiles, Future[list[Future[None]]]]] = deque()
+
+    def __enter__(self) -> _TileWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, raw: RawSample, scene: SceneTiles) -> list[_Written]:
+        """Start writing one scene's tiles; returns the scenes that had to finish to make room, oldest first."""
+        self.waiting.append((raw, scene, self.pool.submit(self._start, raw, scene)))
+        return [self._finish() for _ in range(len(self.waiting) - self.limit)]
+
+    def drain(self) -> list[_Written]:
+        """Every waiting scene, once written, oldest first."""
+        return [self._finish() for _ in range(len(self.waiting))]
+
+    def _start(self, raw: RawSample, scene: SceneTiles) -> list[Future[None]]:
+        """On a tile thread: decode the scene if some of its tiles are not written yet; queue those."""
+        fs, base = fsspec.core.url_to_fs(self.tile_out)
+        missing = [(window, tile.image.split("/", 1)[1]) for tile, window in scene.tiles]
+        missing = [(window, name) for window, name in missing if not fs.exists(join(base, name))]
+        if not missing:
+            return []
+        pixels = _decode(self.root, raw.image, self.max_pixels)
+        return [self.pool.submit(_write_tile, pixels, window, join(self.tile_out, name)) for window, name in missing]
+
+    def _finish(self) -> _Written:
+        raw, scene, started = self.waiting.popleft()
+        try:
+            for tile in started.result():
+                tile.result()
+        except (OSError, ValueError) as error:
+            return raw, scene, error
+        return raw, scene, None
+
+
+def _written_items(scenes: list[_Written], quarantine: Quarantine) -> list[_Image | _Skip]:
+    """Written scenes as images to convert (their tiles, after what no tile kept), or as unreadable images.
+    Parts of objects left out of a tile are counted in `quarantine`."""
+    items: list[_Image | _Skip] = []
+    for raw, scene, error in scenes:
+        if error is not None:
+            items.append(_Skip(raw.image, "unreadable image", str(error), annotation_count(raw)))
+            continue
+        items.extend(_Skip(raw.image, reason, what) for reason, what in scene.lost)
+        for reason, n in scene.parts_left_out.items():
+            quarantine.fix(reason, n)
+        items.extend((tile, tile.width, tile.height) for tile, _ in scene.tiles)
+    return items
+
+
+def _images(spec: SourceSpec, root: SourceRoot, quarantine: Quarantine, tile_out: str, tile_workers: int,
+            max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator[tuple[int, int, list[_Image | _Skip]]]:
+    """The reader's samples a chunk at a time as images to convert, in reading order: each checked
+    (check_image: its header's size, the problem that stops it), a tiled source's scenes replaced by their
+    tiles (whose files are written under `tile_out` here, on `tile_workers` threads), and what to quarantine
+    in their place (with the annotation units it held). Yields (samples read, annotation units read, items)
+    per chunk; a chunk's scenes are all written before it is yielded. Between reading a chunk and reading
+    the next, quarantine.phase is "conversion" (the manifest's accounting tells the reader's losses from
+    conversion's)."""
+    with _TileWriter(root, tile_out, tile_workers, max_pixels) as writer:
+        for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine), max_pixels=max_pixels):
+            quarantine.phase = "conversion"  # until the reader reads the next chunk
+            # names a record cannot hold and links leading out, met while reading the chunk
+            items: list[_Image | _Skip] = [_Skip(path, reason, None, 0) for path, reason in root.take_refused()]
+            for raw, checked in chunk:
+                if isinstance(checked, ImageProblem):
+                    items += _written_items(writer.drain(), quarantine)  # the scenes before it come first
+                    items.append(_Skip(raw.image, checked.reason, checked.detail, annotation_count(raw, spec.tasks)))
+                    continue
+                for fix in checked.fixes:
+                    quarantine.fix(fix)
+                if spec.tile:
+                    scene = cut(raw, checked.width, checked.height, spec.tile)
+                    items += _written_items(writer.submit(raw, scene), quarantine)
+                else:
+                    items.append((raw, checked.width, checked.height))
+            items += _written_items(writer.drain(), quarantine)
+            yield len(chunk), sum(annotation_count(raw, spec.tasks) for raw, _ in chunk), items
+            quarantine.phase = "reading"
+
+
+def tile_release(spec: SourceSpec, raw_url: str, out_url: str, tile_workers: int | None = None) -> int:
+    """Cut a tiled source's scenes and write their tiles under out_url/<spec.name>/tiles as convert_source
+    does, without converting records (the tiling benchmark runs this); returns the number of tiles."""
+    root = SourceRoot(raw_url)
+    with rare_gc_pauses():
+        return sum(not isinstance(item, _Skip) for _, _, items in
+                   _images(spec, root, Quarantine(spec.name), join(out_url, spec.name, "tiles"),
+                           tile_workers or default_tile_workers()) for item in items)
+
+
+def default_tile_workers() -> int:
+    """Threads writing tiles: one per core."""
+    return os.cpu_count() or 1
+
+
 def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progress | None = None,
-                   max_records: int = 50_000, fast: bool = True,
+                   max_records: int = 50_000, tile_workers: int | None = None, fast: bool = True,
                    max_image_pixels: int = MAX_IMAGE_PIXELS) -> dict[str, Any]:
     """Convert `spec`'s dataset at `raw_url` into shards under out_url/<spec.name>; returns the manifest.
 
     Bad files and records are skipped into quarantine.jsonl; a missing required file raises (it names it),
     and so does a release where nothing usable is found. Every image is checked first (check_image; its
-    header's pixel count at most `max_image_pixels`). Every output is written under a temporary name and
-    renamed when complete; what a killed run left behind (`*.tmp-*` files, shards no manifest lists) is
-    removed, so a rerun writes the same bytes as an uninterrupted run.
-    `fast=False` converts image by image through the plain route of mmrs/convert.py (the same bytes).
+    header's pixel count at most `max_image_pixels`, which also bounds the decoding of scenes for tiles).
+    Tiles of a tiled source are written on `tile_workers` threads (default: one per core); the output does
+    not depend on their number. Every output is written under a temporary name and renamed when complete;
+    what a killed run left behind (`*.tmp-*` files, shards no manifest lists) is removed, so a rerun writes
+    the same bytes as an uninterrupted run. `fast=False` converts image by image through the plain route of
+    mmrs/convert.py (the same bytes).
     """
     root = SourceRoot(raw_url)
     out = join(out_url, spec.name)
@@ -222,34 +348,17 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
     with atomic_writer(join(out, "quarantine.jsonl")) as sink, rare_gc_pauses():
         quarantine = Quarantine(spec.name, sink)
         pending = _PendingImages(spec, writer, quarantine, fast)
-        for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine), max_pixels=max_image_pixels):
-            quarantine.phase = "conversion"  # until the reader reads the next chunk
-            for path, reason in root.take_refused():  # names a record cannot hold, links leading out
-                pending.skip(path, reason, None, units=0)
-            for raw, checked in chunk:
-                units = annotation_count(raw, spec.tasks)
-                annotations += units
-                if isinstance(checked, ImageProblem):
-                    pending.skip(raw.image, checked.reason, checked.detail, units=units)
-                    continue
-                for fix in checked.fixes:
-                    quarantine.fix(fix)
-                width, height = checked.width, checked.height
-                if spec.tile:
-                    tiles = list(cut(raw, width, height, spec.tile))
-                    try:
-                        _write_tiles(root, raw, tiles, join(out, "tiles"), max_image_pixels)
-                    except (OSError, ValueError) as error:
-                        pending.skip(raw.image, "unreadable image", str(error), units=units)
-                        continue
-                    for tile, _ in tiles:
-                        pending.add(tile, tile.width, tile.height)
+        for samples, annotations_read, items in _images(spec, root, quarantine, join(out, "tiles"),
+                                                        tile_workers or default_tile_workers(), max_image_pixels):
+            annotations += annotations_read
+            for item in items:
+                if isinstance(item, _Skip):
+                    pending.skip(item.path, item.reason, item.detail, units=item.units)
                 else:
-                    pending.add(raw, width, height)
+                    pending.add(*item)
             pending.flush()  # before the reader reads the next chunk and reports its own problems
-            quarantine.phase = "reading"
             if progress:
-                progress(len(chunk))
+                progress(samples)
         for path, reason in root.take_refused():
             quarantine.skip(path, reason, None, units=0)
     shards = writer.close()

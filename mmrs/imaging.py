@@ -86,13 +86,17 @@ def read_pixels(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, name: str = "im
                 page = tif.pages.first
                 if page.imagewidth * page.imagelength > max_pixels:
                     raise _too_large(name, page.imagewidth, page.imagelength, max_pixels)
-                return page.asarray()
-        with open_image(io.BytesIO(data), max_pixels, name) as image:
-            return np.asarray(image)
+                pixels = page.asarray()
+        else:
+            with open_image(io.BytesIO(data), max_pixels, name) as image:
+                pixels = np.asarray(image)
     except UnreadableImageError:
         raise
     except Exception as error:  # untrusted bytes in complex decoders: any failure is "does not decode"
         raise UnreadableImageError(f"{name}: does not decode as an image ({type(error).__name__}: {error})") from None
+    if pixels.ndim not in (2, 3) or 0 in pixels.shape:  # a damaged directory can decode to nothing
+        raise UnreadableImageError(f"{name}: decodes to no image (array of shape {pixels.shape})")
+    return pixels
 
 
 def log_stretch_to_uint8(values: np.ndarray) -> np.ndarray:

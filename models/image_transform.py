@@ -1,9 +1,9 @@
-"""The encoders' input: any image file or array -> normalised (3, S, S) float tensor.
+"""The model's input: any image file or array -> (3, S, S) float tensor in [0, 1].
 
 Steps: decode (PIL; 16-bit TIFF through tifffile; `mmrs.imaging.read_pixels`, bounded by a pixel limit per
 image checked in the header before any pixel is decoded), to RGB uint8 (`mmrs.imaging.to_rgb_uint8`: single
 channel replicated, 16-bit SAR log-stretched), centred pad to square with black, bicubic resize to S,
-scale to [0, 1], normalise with the encoders' mean and std.
+scale to [0, 1]. Each encoder normalises with its own mean and std inside the model (models/vision.py).
 """
 
 from __future__ import annotations
@@ -40,10 +40,7 @@ def load_record_image(image_root: str, image: str, max_pixels: int = MAX_IMAGE_P
 
 
 def preprocess(pixels: np.ndarray, config: EarthGPTConfig) -> torch.Tensor:
-    """(H, W[, C]) image -> (3, S, S) float32, S = config.image_size."""
+    """(H, W[, C]) image -> (3, S, S) float32 in [0, 1], S = config.image_size."""
     rgb = pad_to_square(to_rgb_uint8(pixels))
     resized = Image.fromarray(rgb).resize((config.image_size, config.image_size), Image.BICUBIC)
-    tensor = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(config.image_mean).view(3, 1, 1)
-    std = torch.tensor(config.image_std).view(3, 1, 1)
-    return (tensor - mean) / std
+    return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from mmrs.templates import count_question, detection_prompt_with_count
+from mmrs.templates import count_hint_prompt, count_question, first_count, plural
 from models.earthgpt import EarthGPT
 from models.image_transform import preprocess
 from models.tokenization import encode_prompt
@@ -73,26 +72,11 @@ class ChatSession:
         self.history.append((question, answer))
         return answer
 
-    def count_then_detect(self, category: str, oriented: bool = False) -> tuple[int | None, str]:
+    def count_then_detect(self, noun: str, oriented: bool = False) -> tuple[int | None, str]:
         """The paper's prompting for dense scenes: ask the count first, then detect with it as a hint.
+        noun: the class in the singular ("plane").
 
         Returns (parsed count or None, detection answer). Without a parsable count, plain detection is asked.
         """
-        count = parse_count(self.ask(count_question(category)))
-        return count, self.ask(detection_prompt_with_count(category, count, oriented))
-
-
-_NUMBER_WORDS = {w: i for i, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
-
-
-def parse_count(text: str) -> int | None:
-    """First count in an answer, as digits or a number word ('There are eight ...' -> 8); None when there is
-    none or when the first number has more than nine digits (no scene holds a billion objects, and int()
-    refuses strings of thousands of digits)."""
-    for token in re.findall(r"[a-z]+|\d+", text.lower()):
-        if token.isdigit():
-            return int(token) if len(token) <= 9 else None
-        if token in _NUMBER_WORDS:
-            return _NUMBER_WORDS[token]
-    return None
+        count = first_count(self.ask(count_question(plural(noun))))
+        return count, self.ask(count_hint_prompt(noun, count, oriented))

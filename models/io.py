@@ -5,6 +5,7 @@
     cnn_config.json
     llm_config.json
     model.safetensors    every tensor of the model (encoders included)
+    model.sha256         the SHA-256 of model.safetensors (the model's content version)
     tokenizer.json ...   the tokenizer (save_pretrained files)
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import posixpath
@@ -79,8 +81,31 @@ def save_model(model: EarthGPT, tokenizer, folder: str | Path) -> Path:
         (folder / f"{name}_config.json").write_text(sub.config.to_json_string(), encoding="utf-8")
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "model.sha256").write_text(_file_sha256(folder / "model.safetensors") + "\n", encoding="utf-8")
     save_tokenizer(tokenizer, folder)
     return folder
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_digest(folder: str | Path) -> str:
+    """The SHA-256 of a saved model's weights: read from model.sha256 (written by save_model), else computed
+    from model.safetensors (local or s3://)."""
+    fs, path = fsspec.core.url_to_fs(str(folder))
+    recorded = posixpath.join(path, "model.sha256")
+    if fs.exists(recorded):
+        return fs.cat_file(recorded).decode().strip()
+    digest = hashlib.sha256()
+    with fs.open(posixpath.join(path, "model.safetensors"), "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu"):
@@ -119,8 +144,9 @@ def _load(local: Path, folder: str | Path, meta: dict, config: EarthGPTConfig, h
     except SafetensorError as error:
         raise BadModelError(f"{folder}/model.safetensors cannot be read: {error}") from None
     model.load_state_dict(state, strict=True, assign=True)
-    # RoPE frequencies are a non-persistent buffer (not saved): recompute them for real
+    # non-persistent buffers (not saved) are still on the meta device: RoPE frequencies, pixel statistics
     model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config).to(device)
+    model.vision.set_normalisation(device)
     left_on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left_on_meta:
         raise RuntimeError(f"tensors not restored from {local}: {left_on_meta[:5]}")

@@ -42,6 +42,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from mmrs.storage import is_local_fs
 from models.earthgpt import EarthGPT
 from models.io import save_model, writable_folder
+from models.progress import TrainingProgress
 from models.tracking import TrackingSettings, experiment_id, git_commit
 from models.training import EarthGPTModule, OptimConfig
 
@@ -57,6 +58,7 @@ class StageConfig:
     seed: int = 0
     trainer: dict[str, Any] = field(default_factory=dict)  # extra L.Trainer kwargs (strategy, precision, ...)
     run_key: str | None = None  # see run_key(); None: resume any last.ckpt (another data position is refused)
+    log_every: int = 25  # steps between progress lines in the log (models.progress)
 
 
 @dataclass
@@ -257,9 +259,10 @@ def train_stage(model: EarthGPT, tokenizer, datamodule: L.LightningDataModule, c
             default_root_dir=config.checkpoint_dir if local_checkpoints else scratch,
             callbacks=[ModelCheckpoint(dirpath=config.checkpoint_dir, every_n_train_steps=config.checkpoint_every,
                                        save_last=True, save_top_k=-1, filename="step-{step}"), history,
-                       *(callbacks or [])],
-            enable_model_summary=False, deterministic=True, num_sanity_val_steps=0,
+                       TrainingProgress(config.stage, config.log_every), *(callbacks or [])],
+            enable_model_summary=False, enable_progress_bar=False, deterministic=True, num_sanity_val_steps=0,
             val_check_interval=config.val_every, check_val_every_n_epoch=None if config.val_every else 1,
+            limit_val_batches=None if _validates(datamodule) else 0,
             **({"accelerator": "cpu"} | config.trainer),
         )
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
@@ -271,6 +274,11 @@ def train_stage(model: EarthGPT, tokenizer, datamodule: L.LightningDataModule, c
     return StageResult(run.info.run_id, config.model_dir, config.checkpoint_dir, history.losses,
                        module.trainable_names, trainer.global_step, resumed=resume is not None,
                        val_losses=history.val_losses)
+
+
+def _validates(datamodule: L.LightningDataModule) -> bool:
+    """Whether the data module has validation data (else Lightning is told to run no validation loop)."""
+    return bool(getattr(datamodule, "validates", True))
 
 
 def losses_fell(losses: list[float], window: int = 10) -> bool:

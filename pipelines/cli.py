@@ -181,6 +181,88 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+
+def _benchmarks(args: argparse.Namespace) -> int:
+    import json
+
+    from evaluation.scoring import benchmark_listing
+
+    rows = benchmark_listing()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<29} {'table':<5} {'source':<14} {'split':<10} {'task':<14} {'setting':<10} metrics")
+    for r in rows:
+        print(f"{r['name']:<29} {r['table']:<5} {r['source']:<14} {r['split']:<10} {r['task']:<14} "
+              f"{r['setting']:<10} {', '.join(r['metrics'])}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import json
+
+    from evaluation.predictions import EvaluationInputError
+    from evaluation.scoring import score_files
+
+    try:
+        result = score_files(args.benchmark, args.references, args.predictions, train=args.train,
+                             clip_model=args.clip, image_root=args.images)
+    except EvaluationInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from evaluation.predictions import EvaluationInputError, prediction_lines, read_predictions, read_references
+    from evaluation.scoring import benchmarks_for, image_root_of
+    from mmrs.shards import atomic_write_bytes
+
+    try:
+        records = read_references(args.references)
+        benchmarks = benchmarks_for(records, args.benchmark)
+        image_root = args.images or image_root_of(args.references)
+        if image_root is None:
+            raise EvaluationInputError(f"no manifest.json beside {args.references}: give --images ROOT")
+        out = Path(args.out)
+        done = read_predictions(str(out), resume=True) if out.exists() else {}
+    except EvaluationInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    import torch
+
+    from evaluation.predict import predict_benchmark
+    from models.io import load_model
+    from models.weights import MissingWeightsError
+
+    try:
+        model, tokenizer = load_model(args.model, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except (MissingWeightsError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    atomic_write_bytes(str(out), prediction_lines(done.values()).encode("utf-8"))  # drops a line cut short
+    resumed, written = len(done), 0
+    with out.open("a", encoding="utf-8") as f:
+        for benchmark in benchmarks:
+            for prediction in tqdm(predict_benchmark(benchmark, model, tokenizer, image_root, records,
+                                                     batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                                                     done=done), desc=benchmark.name, unit="answer",
+                                   disable=args.quiet):
+                f.write(prediction_lines([prediction]))
+                f.flush()
+                written += 1
+    print(f"{written} answers written, {resumed} kept from before, for {', '.join(b.name for b in benchmarks)} "
+          f"-> {out}", file=sys.stderr)
+    return 0
+
+
+_ID_HELP = """prediction ids are "<record id>#<n>": #0 for the one question of a classification, captioning or
+direct detection record; the record's n-th question (VQA, target.qa) or referring expression (grounding,
+target.referrals), counted from 0; count-then-detect: #count (how many?) and #after_count (the detection
+asked next, with the count as a hint)."""
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -246,6 +328,41 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-image-pixels", type=_positive_int, default=MAX_IMAGE_PIXELS,
                       help=f"refuse images whose header announces more pixels (default {MAX_IMAGE_PIXELS:,})")
     chat.set_defaults(func=_chat)
+
+    listing = commands.add_parser("benchmarks", help="list the paper's benchmarks (table, source, split, metrics)")
+    listing.add_argument("--json", action="store_true", help="as JSON")
+    listing.set_defaults(func=_benchmarks)
+
+    predict = commands.add_parser(
+        "predict", help="answer the benchmark questions of a converted shard (REF) with a saved model",
+        description="Writes PRED (JSON Lines, one {id, answer[, box_scores]} per line) for every benchmark "
+                    "over REF's source and split (or --benchmark). An existing PRED is resumed: answered ids "
+                    "are not asked again. " + _ID_HELP)
+    predict.add_argument("--model", required=True, help="saved model folder (local or s3://)")
+    predict.add_argument("--references", required=True, metavar="REF.jsonl", help="a converted MMRS shard")
+    predict.add_argument("--out", required=True, metavar="PRED.jsonl", help="predictions file (resumed if present)")
+    predict.add_argument("--batch-size", type=_positive_int, default=32)
+    predict.add_argument("--benchmark", nargs="+", metavar="NAME", help="only these benchmarks")
+    predict.add_argument("--images", metavar="ROOT", help="image root (default: from REF's manifest.json)")
+    predict.add_argument("--max-new-tokens", type=_positive_int, help="default: per task (detection 384/640)")
+    predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(func=_predict)
+
+    score = commands.add_parser(
+        "score", help="score a model's answers (PRED) against a converted shard (REF); prints one JSON object",
+        description="Prints the benchmark's result as one JSON object (metrics, image-blind baseline, parse "
+                    "failures, notes), the same numbers and names as the evaluation assets. Missing, unknown "
+                    "or duplicate ids and malformed lines are an error (exit status 2). " + _ID_HELP)
+    score.add_argument("benchmark", help="benchmark name (earthgpt benchmarks)")
+    score.add_argument("--references", required=True, metavar="REF.jsonl", help="a converted MMRS shard")
+    score.add_argument("--predictions", required=True, metavar="PRED.jsonl", help="one {id, answer} per line")
+    score.add_argument("--train", nargs="+", metavar="TRAIN.jsonl",
+                       help="training shard(s) for the image-blind baseline (default: the evaluated split's "
+                            "statistics)")
+    score.add_argument("--clip", metavar="DIR", help="CLIP model folder: detection confidence by CLIP similarity")
+    score.add_argument("--images", metavar="ROOT", help="image root for --clip (default: from REF's manifest.json)")
+    score.set_defaults(func=_score)
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error (anywhere on the "
                                                              "command line)")
     return parser
@@ -280,9 +397,12 @@ def describe(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return args.func(args)
     except KeyboardInterrupt:

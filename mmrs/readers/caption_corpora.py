@@ -405,8 +405,9 @@ _COCO_SPLITS = tuple(
 
 SOURCES: list[SourceSpec] = [
     SourceSpec("coco_captions", "COCO Caption", ("captioning",), "optical", read_coco_captions,
-               options={"splits": _COCO_SPLITS}, train_splits=("train",), in_mmrs_1m=False),
+               options={"splits": _COCO_SPLITS, "natural_images": True}, train_splits=("train",), in_mmrs_1m=False),
     SourceSpec("laion", "LAION-400M", ("captioning",), "optical", read_laion,
-               options={"layout": "auto", "caption_columns": ("caption", "TEXT")}, train_splits=("train",),
+               options={"layout": "auto", "caption_columns": ("caption", "TEXT"), "natural_images": True},
+               train_splits=("train",),
                in_mmrs_1m=False),
 ]

@@ -34,3 +34,16 @@ def test_ids_must_match_and_the_constant_caption_is_the_most_frequent():
     with pytest.raises(ValueError, match="same image ids"):
         score_captions({"a": "x"}, REFERENCES)
     assert constant_caption([["b", "a"], ["a", "c"], ["b"]]) == "a"  # a and b tie at 2: alphabetical
+
+
+def test_meteor_is_the_corpus_statistic_not_the_mean_of_per_image_scores(monkeypatch):
+    # the trap: averaging METEOR per image gives another number than METEOR 1.5's corpus score
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    predictions = {"a": "a yellow desert with many dunes", "b": "planes", "c": "a green forest with a blue river"}
+    ours = score_captions(predictions, REFERENCES)["METEOR"]
+    gts = {i: [r.lower().rstrip(".") for r in refs] for i, refs in REFERENCES.items()}
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Duser.language=en -Duser.country=US")
+    corpus, per_image = Meteor().compute_score(gts, {i: [p] for i, p in predictions.items()})
+    assert ours == pytest.approx(100 * corpus, abs=1e-6)
+    assert abs(ours - 100 * sum(per_image) / len(per_image)) > 1.0

@@ -31,3 +31,12 @@ def test_mismatched_lengths_and_empty_input_are_errors():
         score_classification(["a"], [], CLASSES)
     with pytest.raises(ValueError, match="no samples"):
         score_classification([], [], CLASSES)
+
+
+def test_failures_and_the_confusion_matrix():
+    labels = ["airport", "parking_lot", "bare-land", "forest"]
+    answers = ["airport", "airport", "", "the forest"]
+    score = score_classification(answers, labels, CLASSES)
+    assert score.failures == {"empty answer": 1, "names no class": 1}
+    assert score.classes == ("airport", "parking lot", "bare land", "forest")
+    assert score.matrix == ((1, 0, 0, 0, 0), (1, 0, 0, 0, 0), (0, 0, 0, 0, 1), (0, 0, 0, 0, 1))

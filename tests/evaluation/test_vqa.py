@@ -40,3 +40,10 @@ def test_prior_answers_are_each_types_most_common_normalised_answer():
         "presence": "no", "count": "3"}
     with pytest.raises(ValueError):
         score_vqa([])
+
+
+def test_answers_without_a_usable_reply_are_counted_by_reason():
+    items = [VQAItem("q", "yes", "presence", "maybe"), VQAItem("q", "3", "count", " "),
+             VQAItem("q", "no", "presence", "No.")]
+    score = score_vqa(items)
+    assert score.failures == {"no yes/no word": 1, "empty answer": 1} and score.overall == pytest.approx(100 / 3)

@@ -1,6 +1,7 @@
 """convert_source / build_mmrs_1m with a stub reader: shards, manifests, quarantine, tiles, s3."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -71,11 +72,61 @@ def test_tiles_are_written_once(tmp_path):
     spec = _spec(tile=TileSpec(size=1024, overlap=200))
     manifest = convert_source(spec, str(raw), str(tmp_path / "out"))
     tiles = sorted((tmp_path / "out" / "toy" / "tiles").iterdir())
-    assert [t.name for t in tiles][:2] == ["a__1024__0___0.png", "a__1024__0___76.png"]
+    assert [t.name for t in tiles][:2] == ["a__1__0___0.png", "a__1__0___76.png"]  # the DOTA devkit's ids
     assert len(tiles) == 2 * 4 and manifest["image_root"] == "."  # the source's own folder: "tiles/..."
     stamps = {t.name: t.stat().st_mtime_ns for t in tiles}
     convert_source(spec, str(raw), str(tmp_path / "out"))
     assert {t.name: t.stat().st_mtime_ns for t in tiles} == stamps
+
+
+def _scenes(root: Path) -> dict[str, np.ndarray]:
+    """Scenes of 1100 x 1100 px with random pixels (so tiles differ); s3 is truncated after its header."""
+    (root / "images").mkdir(parents=True)
+    scenes = {f"s{i}": np.random.default_rng(i).integers(0, 256, (1100, 1100, 3), np.uint8) for i in range(6)}
+    for key, pixels in scenes.items():
+        Image.fromarray(pixels).save(root / "images" / f"{key}.png", compress_level=0)
+    truncated = root / "images" / "s3.png"
+    truncated.write_bytes(truncated.read_bytes()[:100_000])
+    return scenes
+
+
+def _scene_reader(root, spec, quarantine):
+    for key in ("s0", "s1", "missing", "s2", "s3", "s4", "s5"):  # "missing": no file
+        yield RawSample(spec.name, "train", key, f"images/{key}.png", spec.modality,
+                        objects=[Box("ship", hbb=(10, 10, 50, 40)),
+                                 Box("ship", hbb=(1000, 10, 1100, 30)),  # 24 % in tile x0 = 0, whole in x0 = 76
+                                 Box("ship", hbb=(1200, 10, 1250, 40))])  # outside the 1100 px scene
+
+
+def test_tiled_conversion_is_the_same_on_any_number_of_threads(tmp_path):
+    """Tiles are written on threads while the next scenes are cut: the shards, the quarantine (in reading
+    order, with what tiling left out) and the tile files do not depend on how many; every tile holds the
+    scene's pixels."""
+    scenes = _scenes(tmp_path / "raw")
+    spec = SourceSpec(name="toy", title="TOY", tasks=("detection_hbb",), modality="optical", reader=_scene_reader,
+                      tile=TileSpec(size=1024, overlap=200))
+    outputs = []
+    for workers in (1, 3):
+        convert_source(spec, str(tmp_path / "raw"), str(tmp_path / f"out{workers}"), tile_workers=workers)
+        folder = tmp_path / f"out{workers}" / "toy"
+        outputs.append({p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()})
+    assert outputs[0] == outputs[1]
+    entries = [json.loads(line) for line in outputs[0][Path("quarantine.jsonl")].decode().splitlines()]
+    outside = "object in no tile: outside the scene"
+    assert [(e["reason"], e["path"]) for e in entries] == [
+        (outside, "images/s0.png"), (outside, "images/s1.png"), ("image missing", "images/missing.png"),
+        (outside, "images/s2.png"), ("truncated image", "images/s3.png"), (outside, "images/s4.png"),
+        (outside, "images/s5.png")]  # the image check finds the missing and the cut-off scene before tiling
+    summary = json.loads(outputs[0][Path("manifest.json")])["quarantine"]
+    assert summary == {"skipped": {outside: 5, "image missing": 1, "truncated image": 1},
+                       "fixed": {"object part under visibility threshold left out of a tile": 5}}
+    tiles = {p.name: p for p in (tmp_path / "out1" / "toy" / "tiles").iterdir()}
+    assert len(tiles) == 5 * 4 and not any(name.startswith("s3__") for name in tiles)
+    for name, path in tiles.items():
+        key, x0, y0 = re.fullmatch(r"(.+)__\d+__(\d+)___(\d+)\.png", name).groups()
+        x0, y0 = int(x0), int(y0)
+        with Image.open(path) as tile:
+            assert np.array_equal(np.asarray(tile), scenes[key][y0:y0 + 1024, x0:x0 + 1024]), name
 
 
 def test_mmrs_1m_merges_training_shards_and_renders_table_i(tmp_path):

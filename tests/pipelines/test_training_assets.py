@@ -1,4 +1,4 @@
-"""tokenizer -> pretrained_llm -> aligned_model -> earthgpt_model -> eval/<benchmark> -> evaluation_report on a
+"""tokenizer -> pretrained_llm -> aligned_model -> earthgpt_model -> eval/<benchmark> -> paper_tables on a
 small converted corpus, a few training steps each; the assets and `earthgpt train` give the same model."""
 
 import json
@@ -75,8 +75,8 @@ def test_training_assets_train_register_and_pass_their_checks(tmp_path, corpus):
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| Top-1 | 93.84 |" in report
     assert "eval/nwpu_resisc45/Top-1" in mlflow.get_run(version.run_id).data.metrics
-    passed = checks[("evaluation_report", "every_benchmark_beats_its_baseline")]
-    assert meta["evaluation_report"]["promoted_to_champion"].value == passed
+    passed = checks[("paper_tables", "every_benchmark_beats_its_baseline")]
+    assert meta["paper_tables"]["promoted_to_champion"].value == passed
     aliases = mlflow.MlflowClient().get_registered_model("earthgpt-test").aliases
     assert ("champion" in aliases) == passed
 

@@ -26,6 +26,7 @@ from mmrs.readers.caption_corpora import SOURCES, laion_shards, normalize_captio
 from mmrs.registry import get_source
 from mmrs.shards import iter_source_records, resolve_location
 from mmrs.storage import MissingFileError, SourceRoot
+from mmrs.templates import NATURAL_CAPTION_PROMPT
 from models.image_transform import load_record_image, read_image
 
 SPECS = {spec.name: spec for spec in SOURCES}
@@ -302,6 +303,7 @@ def test_converted_records_load_their_pixels(tmp_path: Path, name: str, fixture:
         record = records[f"{name}/{sample.split}/{sample.key}/captioning"]
         assert (record["task"], record["image"]) == ("captioning", sample.image)
         assert [t["value"] for t in record["conversations"][1::2]] == record["target"]["captions"] == sample.captions
+        assert record["conversations"][0]["value"] == "<image>\n" + NATURAL_CAPTION_PROMPT  # not "remote sensing"
         pixels = load_record_image(resolve_location(manifest["image_root"], str(tmp_path / "out" / name)),
                                    record["image"])
         assert np.array_equal(pixels, read_image(images[sample.image]))

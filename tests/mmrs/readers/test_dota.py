@@ -14,7 +14,7 @@ from mmrs.raw import Box, RawSample
 from mmrs.readers.dota import HBB_FROM_OBB, SOURCES, read_dota
 from mmrs.storage import MissingFileError, SourceRoot
 from mmrs.synthetic.corpus import DATASETS, DOTA_OBJECTS, generate_dataset
-from mmrs.synthetic.samples import Sample, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, iter_samples
 from mmrs.synthetic.writers.dota import LabelQuirks, difficulty
 
 SPEC = SOURCES[0]
@@ -145,7 +145,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / DATASETS["dota"].folder
 
 
-def truth() -> list[tuple[str, str, Sample, LabelQuirks]]:
+def truth() -> list[tuple[str, str, GeneratedImage, LabelQuirks]]:
     """(split, key, sample, quirks) of every labelled sample, in the reader's order."""
     rows, labelled = [], 0
     for s in iter_samples(DATASETS["dota"], 0, 1):
