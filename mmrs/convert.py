@@ -92,7 +92,7 @@ def kept_objects(raw: RawSample, spec: SourceSpec, width: int, height: int, quar
     for box in raw.objects:
         label = box.label
         if label in ignored:
-            quarantine.fix("ignored class dropped")
+            quarantine.drop("ignored class dropped")
             continue
         hbb, clipped, outline = geometry(box, width, height)
         if is_degenerate_hbb(clipped) or outline is None:
@@ -159,7 +159,7 @@ def _dedupe(captions: list[str], quarantine: Quarantine) -> list[str]:
     for caption in captions:
         fold = " ".join(caption.lower().split()).rstrip(" .")  # whitespace runs as one space, ends stripped
         if fold in seen:
-            quarantine.fix("duplicate caption removed")
+            quarantine.drop("duplicate caption removed")
             continue
         seen.add(fold)
         out.append(caption.strip())
@@ -208,14 +208,12 @@ def to_records(raw: RawSample, spec: SourceSpec, width: int, height: int, quaran
             rounds, target = _detection(objects, classes, oriented=task == "detection_obb")
             made.append((task, rounds, target))
         elif task in ("grounding", "region_caption") and raw.referrals:
-            if regions is None:  # clipped, written and normalised once for both tasks
+            if regions is None:  # clipped, written and normalised once for both tasks; dropped ones reported once
                 regions = [_region(ref, width, height) for ref in raw.referrals]
-            referrals = []
-            for ref, box, text, box_norm in regions:
-                if box is None:  # reported by each task, as each task drops it
-                    quarantine.skip(raw.image, "degenerate box", {"text": ref.text, "hbb": list(ref.hbb)})
-                    continue
-                referrals.append((ref, box, text, box_norm))
+                for ref, box, _, _ in regions:
+                    if box is None:
+                        quarantine.skip(raw.image, "degenerate box", {"text": ref.text, "hbb": list(ref.hbb)})
+            referrals = [region for region in regions if region[1] is not None]
             if not referrals:
                 continue
             if task == "grounding":

@@ -51,17 +51,20 @@ class HeldQuarantine(Quarantine):
 
     def __init__(self) -> None:
         super().__init__("held")
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
-    def skip(self, *args: Any) -> None:
-        self.calls.append(("skip", args))
+    def skip(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("skip", args, kwargs))
 
     def fix(self, *args: Any) -> None:
-        self.calls.append(("fix", args))
+        self.calls.append(("fix", args, {}))
+
+    def drop(self, *args: Any) -> None:
+        self.calls.append(("drop", args, {}))
 
     def replay(self, quarantine: Quarantine) -> None:
-        for method, args in self.calls:
-            getattr(quarantine, method)(*args)
+        for method, args, kwargs in self.calls:
+            getattr(quarantine, method)(*args, **kwargs)
 
 
 def to_records_batch(images: Sequence[tuple[RawSample, int, int]], spec: SourceSpec,

@@ -98,8 +98,8 @@ COUNT_WORDS = {w: i for i, w in enumerate(
 def first_count(text: str) -> int | None:
     """The first count a text gives, as digits or a word ('There are eight planes' -> 8, 'none' -> 0)."""
     for token in re.findall(r"[a-z]+|\d+", text.lower()):
-        if token.isdigit():
-            return int(token)
+        if token.isdigit():  # more than nine digits is no count (and int() refuses thousands of them)
+            return int(token) if len(token) <= 9 else None
         if token in COUNT_WORDS:
             return COUNT_WORDS[token]
     return None

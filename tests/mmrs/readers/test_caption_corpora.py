@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -127,8 +128,14 @@ def test_coco_2014_names(tmp_path: Path) -> None:
 
 
 def test_coco_missing_annotation_file_is_named_before_reading(tmp_path: Path) -> None:
+    """A split whose annotation file is absent is named (the manifest's absent splits) and the others are
+    read; with none there the error names them before anything is read."""
     coco_fixture(tmp_path)
     (tmp_path / "annotations/captions_val2017.json").unlink()
+    samples, quarantine = read(SPECS["coco_captions"], tmp_path)
+    assert samples and {s.split for s in samples} == {"train"}
+    assert re.search(r"annotations/captions_val2017\.json \(nor .*captions_val2014", quarantine.absent["val"])
+    (tmp_path / "annotations/captions_train2017.json").unlink()
     samples = SPECS["coco_captions"].reader(SourceRoot(str(tmp_path)), SPECS["coco_captions"], Quarantine("c"))
     with pytest.raises(MissingFileError, match=r"annotations/captions_val2017\.json \(nor .*captions_val2014"):
         next(samples)

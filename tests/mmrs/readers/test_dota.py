@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -122,8 +123,14 @@ def test_spec():
 
 
 def test_missing_label_folder_is_named(fixture):
+    """A copy without val/ (test labels are never published; many download train only) converts train and
+    names what is absent; a copy with no labelled split at all is an error naming the folders."""
     (fixture / "val" / TASK1 / "P0100.txt").unlink()
     (fixture / "val" / TASK1).rmdir()
+    samples, quarantine = read(fixture)
+    assert samples and {s.split for s in samples} == {"train"}
+    assert "val/labelTxt-v1.0/labelTxt" in quarantine.absent["val"]
+    shutil.rmtree(fixture / "train")
     with pytest.raises(MissingFileError, match="val/labelTxt-v1.0/labelTxt"):
         read(fixture)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,20 +135,31 @@ def test_dior_joins_hbb_and_obb_files_by_stem(dior_root: Path) -> None:
     }
 
 
-@pytest.mark.parametrize(("missing", "named"), [
-    ("ImageSets/Main/val.txt", "ImageSets/Main/val.txt"),
-    (OBB_DIR, "Oriented Bounding Boxes"),
-    ("JPEGImages-test", "JPEGImages-test"),
-])
-def test_dior_missing_required_file_is_named(dior_root: Path, missing: str, named: str) -> None:
-    target = dior_root / missing
+def _remove(target: Path) -> None:
     if target.is_dir():
-        for child in target.iterdir():
-            child.unlink()
-        target.rmdir()
+        shutil.rmtree(target)
     else:
         target.unlink()
-    with pytest.raises(MissingFileError, match=named):
+
+
+@pytest.mark.parametrize(("missing", "absent"), [
+    ("ImageSets/Main/val.txt", {"val": "ImageSets/Main/val.txt"}),
+    (OBB_DIR, {}),  # plain DIOR (no DIOR-R): the HBB files alone
+    (HBB_DIR, {}),  # a DIOR-R-only copy: the OBB files alone
+    ("JPEGImages-test", {"test": "JPEGImages-test"}),
+])
+def test_dior_partial_copies_convert_what_is_there(dior_root: Path, missing: str, absent: dict[str, str]) -> None:
+    """A copy without a split file, an image folder or one of the two annotation folders converts what is
+    there and names what is absent; a copy with nothing usable is an error naming the missing folders."""
+    _remove(dior_root / missing)
+    samples, quarantine = read("dior", dior_root)
+    assert samples and not {s.split for s in samples} & set(absent)
+    assert {split: next(iter(absent.values())) in what for split, what in quarantine.absent.items()} == \
+        dict.fromkeys(absent, True)
+    for folder in (HBB_DIR, OBB_DIR):
+        if (dior_root / folder).exists():
+            _remove(dior_root / folder)
+    with pytest.raises(MissingFileError, match="Bounding Boxes"):
         read("dior", dior_root)
 
 
