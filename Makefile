@@ -9,7 +9,7 @@ TOOLS := .tools
 export DAGSTER_HOME := $(CURDIR)/.state/dagster
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.state/mlflow/mlflow.db
 
-.PHONY: setup demo smoke test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
+.PHONY: setup setup-browser demo smoke test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
 
 setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
@@ -34,11 +34,15 @@ smoke: setup
 	rm -rf .state/smoke && mkdir -p .state/smoke/dagster && cp deploy/dagster.yaml .state/smoke/dagster/
 	EARTHGPT_PROFILE=smoke DAGSTER_HOME=$(CURDIR)/.state/smoke/dagster .ci/materialize -m pipelines.definitions --select '*'
 
-test: setup
+test: setup setup-browser
 	$(BIN)/pytest
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
+
+# The UI test drives Debian's Chromium (no browser download): installed here when missing (needs root).
+setup-browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: setup
 	$(BIN)/ruff check .

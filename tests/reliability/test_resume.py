@@ -1,13 +1,14 @@
 """Class 8: training resumes from the newest complete checkpoint of any kind, and ends bit-identical to an
 uninterrupted run, whichever checkpoint it resumes from, also after a SIGKILL."""
 
-import dataclasses
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import fsspec
 import pytest
@@ -15,13 +16,8 @@ import torch
 
 from mmrs.build import build_mmrs_1m, convert_source
 from mmrs.registry import SOURCES
-from models.config import tiny
-from models.data import DataConfig, MMRSDataModule
-from models.earthgpt import EarthGPT
-from models.tokenization import load_tokenizer, save_tokenizer, train_bpe_tokenizer
-from models.tracking import TrackingSettings
-from models.trainer import StageConfig, train_stage
-from models.training import OptimConfig
+from models.io import load_model
+from models.tokenization import save_tokenizer, train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +31,7 @@ from models.tracking import TrackingSettings
 from models.trainer import StageConfig, train_stage
 from models.training import OptimConfig
 
-torch.set_num_threads(1)  # as the runs in the test process: the same arithmetic, bit for bit
+torch.set_num_threads(1)  # every run on one thread: the same arithmetic in every process, bit for bit
 
 
 def run(base, corpus, out, callbacks=()):
@@ -76,27 +72,24 @@ def setup(tmp_path_factory, pristine):
     return base, corpus
 
 
+RUNNER = SETUP + """
+import json
+model, result = run(sys.argv[1], sys.argv[2], sys.argv[3])
+print(json.dumps({"steps": result.steps, "resumed": result.resumed, "losses": len(result.losses)}))
+"""
+
+
 def _run(base: Path, corpus: Path, out: Path):
-    """One training run in this process, on one thread (as the killed child runs): a run and its resumption in
-    another process do the same arithmetic only with the same number of threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train(base, corpus, out)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train(base: Path, corpus: Path, out: Path):
-    tok = load_tokenizer(str(base / "tokenizer"))
-    torch.manual_seed(0)
-    config = tiny()
-    model = EarthGPT(dataclasses.replace(config, llm=dataclasses.replace(config.llm, vocab_size=len(tok))))
-    data = MMRSDataModule(DataConfig(manifest=str(corpus / "mmrs_1m.json"), batch_size=4, seed=1), model.config, tok)
-    stage = StageConfig("stage2", str(out / "checkpoints"), str(out / "model"),
-                        OptimConfig(lr=3e-3, warmup_steps=2, max_steps=6), checkpoint_every=2)
-    tracking = TrackingSettings(f"sqlite:///{base / 'mlflow.db'}", experiment="test", artifacts=str(base / "artifacts"))
-    return model, train_stage(model, tok, data, stage, tracking)
+    """One training run in a fresh process, as the killed run and its resumption are: the weights of runs in
+    different processes are compared, and a long-lived test process may not do the same arithmetic bit for bit
+    (threads, floating-point modes set by libraries loaded earlier). -> (saved model, summary)."""
+    child = subprocess.run([sys.executable, "-c", RUNNER, str(base), str(corpus), str(out)], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr[-3000:]
+    summary = json.loads(child.stdout.strip().splitlines()[-1])
+    model, _ = load_model(out / "model")
+    return model, SimpleNamespace(steps=summary["steps"], resumed=summary["resumed"],
+                                  losses=[None] * summary["losses"])
 
 
 @pytest.fixture(scope="module")
