@@ -9,7 +9,7 @@ TOOLS := .tools
 export DAGSTER_HOME := $(CURDIR)/.state/dagster
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.state/mlflow/mlflow.db
 
-.PHONY: setup setup-browser demo smoke test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
+.PHONY: setup setup-browser demo smoke serve test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
 
 setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
@@ -39,6 +39,13 @@ test: setup setup-browser
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
+
+# Serve a registered model over HTTP (POST /invocations): make serve [MODEL=models:/earthgpt-demo@champion] [PORT=5001]
+# MLflow starts `uvicorn` from PATH, so the environment's bin folder goes first: nothing to activate.
+MODEL ?= models:/earthgpt-demo@champion
+PORT ?= 5001
+serve: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local -h 127.0.0.1 -p $(PORT)
 
 # The UI test drives Debian's Chromium (no browser download): installed here when missing (needs root).
 setup-browser:

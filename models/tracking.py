@@ -50,6 +50,27 @@ def git_commit() -> str:
         return "unknown"
 
 
+# What serving the logged model imports (tests/models/test_mlflow_pyfunc.py checks that these, with what they
+# require, cover every module it loads); pinned to the project's versions, so any environment manager can
+# rebuild the environment.
+SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "numpy", "pillow", "tifffile",
+                    "fsspec", "s3fs", "imagesize", "defusedxml", "pyyaml", "orjson")
+
+
+def pinned_requirements(packages: tuple[str, ...] = SERVING_PACKAGES) -> list[str]:
+    """`name==version` of each package as pyproject.toml pins it (the versions this code is tested with)."""
+    import tomllib
+
+    pins = {}
+    for requirement in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name, _, version = requirement.partition("==")
+        pins[name.strip().lower()] = version.strip()
+    missing = [p for p in packages if p not in pins]
+    if missing:
+        raise ValueError(f"pyproject.toml pins no version of {missing}")
+    return [f"{p}=={pins[p]}" for p in packages]
+
+
 def log_earthgpt_model(model_dir: str | Path, name: str = "model", registered_model_name: str | None = None):
     """Inside an active run: log `model_dir` (see models/io.py) with our code, so serving needs only this env.
 
@@ -61,7 +82,7 @@ def log_earthgpt_model(model_dir: str | Path, name: str = "model", registered_mo
         code_paths=[str(REPO_ROOT / "models"), str(REPO_ROOT / "mmrs")],
         signature=infer_signature(_EXAMPLE, ["an answer"], params={"max_new_tokens": 64}),
         registered_model_name=registered_model_name,
-        pip_requirements=[],  # served with --env-manager local from the project's environment
+        pip_requirements=pinned_requirements(),
     )
 
 
