@@ -25,7 +25,7 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
 	mkdir -p $(DAGSTER_HOME) .state/mlflow
 	cp deploy/dagster.yaml $@
 
-demo: setup
+demo: setup dvc-setup
 	$(BIN)/dagster asset materialize -m pipelines.definitions --select '*'
 
 # CI's materialization: every asset and check on the smallest corpus (params.yaml `smoke`); fails on a failed
@@ -34,7 +34,7 @@ smoke: setup
 	rm -rf .state/smoke && mkdir -p .state/smoke/dagster && cp deploy/dagster.yaml .state/smoke/dagster/
 	EARTHGPT_PROFILE=smoke DAGSTER_HOME=$(CURDIR)/.state/smoke/dagster .ci/materialize -m pipelines.definitions --select '*'
 
-test: setup setup-browser
+test: setup setup-browser dvc-setup
 	$(BIN)/pytest
 
 test-fast: setup
@@ -66,8 +66,9 @@ $(TOOLS)/dvc/bin/dvc:
 	$(PYTHON) -m venv $(TOOLS)/dvc
 	$(TOOLS)/dvc/bin/pip install --quiet dvc==3.67.1 dvc-s3==3.3.0
 
-# Rebuild what changed (sample corpus, MMRS shards), record it in dvc.lock, push it to the remote
-# (a local folder under .state by default; `dvc remote add -d s3 s3://bucket/path` for a team).
+# DVC's view: the data_versions asset commits what Dagster produced, so after `make demo` this rebuilds nothing;
+# on a machine with only DVC's view it runs the stages' Dagster materializations. The remote is a local folder
+# under .state by default; `dvc remote add -d s3 s3://bucket/path` for a team.
 dvc-repro: setup dvc-setup
 	$(TOOLS)/dvc/bin/dvc repro
 	$(TOOLS)/dvc/bin/dvc push

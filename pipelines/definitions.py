@@ -10,6 +10,7 @@ from assets.mmrs import build_mmrs_assets
 from assets.resources import resources_from_settings
 from assets.sample_corpus import build_sample_assets
 from assets.training import build_training_assets
+from assets.versioning import build_versioning_asset
 from evaluation.benchmarks import BENCHMARKS
 from pipelines.settings import Settings, load_settings
 
@@ -28,6 +29,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         *build_mmrs_assets(sources, settings.mmrs.conversion, fed_by_sample_corpus=settings.uses_sample_corpus),
         *build_training_assets(settings.train),
         *build_evaluation_assets(enabled_benchmarks(settings), settings.evaluation.protocol),
+        build_versioning_asset(settings.versioning, fed_by_sample_corpus=settings.uses_sample_corpus),
     ]
     jobs = [
         dg.define_asset_job("sample_corpus_job", selection=dg.AssetSelection.groups("sample_corpus"),

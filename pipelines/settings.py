@@ -21,6 +21,7 @@ import yaml
 
 from evaluation.settings import EvaluationSettings
 from mmrs.build import ConversionSettings
+from mmrs.dvc import VersioningSettings
 from mmrs.registry import SOURCES
 from mmrs.settings import SettingsError, from_mapping, to_mapping, with_overrides
 from mmrs.synthetic.corpus import SampleCorpusSettings
@@ -81,6 +82,7 @@ class Settings:
     mmrs: MmrsSettings = field(default_factory=MmrsSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    versioning: VersioningSettings = field(default_factory=lambda: VersioningSettings(dvc=None))
 
     @property
     def uses_sample_corpus(self) -> bool:
@@ -185,4 +187,6 @@ def resolve_paths(settings: Settings) -> Settings:
     weights = settings.train.model.weights
     weights = WeightFolders(**{k: None if v is None else repo_path(v) for k, v in to_mapping(weights).items()})
     train = replace(settings.train, model=replace(settings.train.model, weights=weights))
-    return replace(settings, storage=storage, mlflow=tracking, train=train)
+    versioning = replace(settings.versioning, repo=repo_path(settings.versioning.repo),
+                         dvc=None if settings.versioning.dvc is None else repo_path(settings.versioning.dvc))
+    return replace(settings, storage=storage, mlflow=tracking, train=train, versioning=versioning)
