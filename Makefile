@@ -9,7 +9,7 @@ TOOLS := .tools
 export DAGSTER_HOME := $(CURDIR)/.state/dagster
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.state/mlflow/mlflow.db
 
-.PHONY: setup setup-browser demo smoke serve test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
+.PHONY: setup setup-browser demo smoke serve mlflow-ui test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
 
 setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
@@ -46,6 +46,10 @@ MODEL ?= models:/earthgpt-demo@champion
 PORT ?= 5001
 serve: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local -h 127.0.0.1 -p $(PORT)
+
+# The MLflow UI over the local tracking store, at the address params.yaml links to (mlflow.ui)
+mlflow-ui: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" -h 127.0.0.1 -p 5000
 
 # The UI test drives Debian's Chromium (no browser download): installed here when missing (needs root).
 setup-browser:

@@ -206,6 +206,7 @@ def build_paper_tables_asset(benchmarks: list[Benchmark]) -> dg.AssetsDefinition
             _log_to_mlflow(registration, results, tables, storage, sources)
             promoted = promote(registration["registered_model"], registration["version"],
                                passed=all(passed.values()))
+            _describe_evaluated_version(registration, results, passed, promoted)
         return dg.MaterializeResult(
             metadata={"tables": dg.MetadataValue.md(tables), "path": url,
                       "benchmarks_beating_baseline": f"{sum(passed.values())} of {len(passed)}",
@@ -241,6 +242,28 @@ def _log_to_mlflow(registration: dict, results: list[BenchmarkResult], tables: s
                 local = os.path.join(scratch, path.rsplit("/", 1)[1])
                 fs.get_file(path, local)
                 mlflow.log_artifact(local, "evaluation/pictures")
+
+
+def _describe_evaluated_version(registration: dict, results: list[BenchmarkResult], passed: dict[str, bool],
+                                promoted: bool) -> None:
+    """The registered version's description gains its headline metrics (ours / image-blind baseline) and
+    one tag per benchmark."""
+    import mlflow
+
+    from models.tracking import TrackingSettings, describe_model_version
+
+    client = mlflow.MlflowClient(registration["tracking_uri"])
+    version = client.get_model_version(registration["registered_model"], str(registration["version"]))
+    head = (version.description or "").split(" Evaluation:")[0].replace(" Not evaluated yet.", "")
+    headlines = {r.benchmark: BENCHMARKS[r.benchmark].headline for r in results}
+    scores = "; ".join(f"{r.benchmark} {headlines[r.benchmark]} {r.metrics[headlines[r.benchmark]]:.2f} "
+                       f"(baseline {r.baseline.get(headlines[r.benchmark], 0.0):.2f})" for r in results)
+    verdict = "champion" if promoted else (f"not promoted: {sum(passed.values())} of {len(passed)} benchmarks "
+                                           "beat their baseline")
+    tracking = TrackingSettings(uri=registration["tracking_uri"], registered_model=registration["registered_model"])
+    tags = {_metric_name(r.benchmark, headlines[r.benchmark]): f"{r.metrics[headlines[r.benchmark]]:.2f}"
+            for r in results}
+    describe_model_version(tracking, registration["version"], f"{head} Evaluation: {scores}. {verdict}.", tags)
 
 
 def _metric_name(benchmark: str, metric: str) -> str:

@@ -57,20 +57,15 @@ class TrackingResource(dg.ConfigurableResource):
     artifacts: str | None = None
     experiment: str
     registered_model: str
+    ui: str | None = None
 
     @property
     def settings(self) -> TrackingSettings:
         return from_mapping(TrackingSettings, {name: getattr(self, name) for name in field_types(TrackingSettings)})
 
-    def run_url(self, run_id: str) -> str | None:
-        """A link to the run in the MLflow UI, when the tracking server has one (http)."""
-        if not self.uri.startswith("http"):
-            return None
-        import mlflow
-
-        mlflow.set_tracking_uri(self.uri)
-        run = mlflow.get_run(run_id)
-        return f"{self.uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    def run_url(self, run_id: str, path: str | None = None) -> str | None:
+        """A link to a run (or an artifact of it) in the MLflow UI, when the settings give a UI address."""
+        return self.settings.run_url(run_id, path)
 
 
 class ComputeResource(dg.ConfigurableResource):

@@ -56,3 +56,28 @@ class TrainingProgress(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def loss_curve_png(losses: list[float], val_losses: list[tuple[int, float]], title: str) -> bytes:
+    """The training loss per step (and the validation loss at its steps) as a PNG with axes."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 3.6), dpi=100)
+    axes = figure.add_subplot()
+    axes.plot(range(1, len(losses) + 1), losses, linewidth=1, label="training loss")
+    if val_losses:
+        axes.plot([s for s, _ in val_losses], [v for _, v in val_losses], "o-", label="validation loss (held out)")
+    axes.set_xlabel("optimiser step")
+    axes.set_ylabel("cross-entropy (answer tokens)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

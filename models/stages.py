@@ -36,8 +36,9 @@ from models.distributed import DistributedConfig, apply_activation_checkpointing
 from models.earthgpt import EarthGPT
 from models.io import load_model, writable_folder
 from models.layout import ModelLayout, Stage
+from models.progress import loss_curve_png
 from models.tokenization import load_tokenizer, save_tokenizer, train_bpe_tokenizer
-from models.tracking import TrackingSettings, log_earthgpt_model
+from models.tracking import TrackingSettings, describe_model_version, git_commit, log_earthgpt_model
 from models.trainer import StageConfig, StageResult, run_key, train_stage
 from models.training import OptimConfig
 from models.weights import localize
@@ -293,9 +294,25 @@ def run_stage(ctx: TrainingContext, stage: Stage, callbacks: list | None = None)
                          tags={"data_version": content_hash, **ctx.tags}, callbacks=callbacks,
                          on_run_start=log_inputs)
     outcome = _outcome(stage, config.run_key, result, model)
+    if outcome.losses:
+        mlflow.set_tracking_uri(ctx.tracking.uri)
+        mlflow.MlflowClient().log_image(outcome.run_id, _png_image(loss_curve_png(
+            outcome.losses, outcome.val_losses, f"{stage}: run {outcome.run_id[:8]}")), LOSS_CURVE)
     if outcome.steps >= settings.max_steps:  # a run stopped early is resumed next time, not reused
         write_json(ctx.layout.run_record(stage), outcome.to_dict())
     return outcome
+
+
+LOSS_CURVE = "loss_curve.png"  # in each stage's MLflow run
+
+
+def _png_image(png: bytes):
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        return image.convert("RGB")
 
 
 def completed_run(layout: ModelLayout, stage: Stage) -> StageOutcome | None:
@@ -363,5 +380,13 @@ def register_model(ctx: TrainingContext, outcome: StageOutcome) -> dict[str, Any
                                   registered_model_name=ctx.tracking.registered_model)
     registration = {"tracking_uri": ctx.tracking.uri, "run_id": outcome.run_id, "model_uri": info.model_uri,
                     "registered_model": ctx.tracking.registered_model, "version": info.registered_model_version}
+    data_version = mlflow.get_run(outcome.run_id).data.tags.get("data_version", "unknown")
+    describe_model_version(
+        ctx.tracking, info.registered_model_version,
+        f"EarthGPT after stage 3 (unified instruction tuning), preset {ctx.train.model.preset}: {outcome.steps} "
+        f"steps on MMRS-1M data version {data_version[:16]}, final training loss "
+        f"{outcome.losses[-1] if outcome.losses else float('nan'):.4f}. Not evaluated yet.",
+        {"stage": "stage3", "preset": ctx.train.model.preset, "data_version": data_version,
+         "run_key": outcome.run_key, "git_commit": git_commit()})
     write_json(url, registration)
     return registration

@@ -24,12 +24,33 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 @dataclass(frozen=True)
 class TrackingSettings:
     """Where MLflow tracks runs (params.yaml `mlflow`). uri: sqlite:///path, http(s)://server, databricks...;
-    artifacts: the artifact root of a new experiment (None: the server's default)."""
+    artifacts: the artifact root of a new experiment (None: the server's default); ui: the address of the MLflow
+    UI people open, for links (None: the tracking URI when it is a server's)."""
 
     uri: str = "sqlite:///.state/mlflow/mlflow.db"
     artifacts: str | None = None
     experiment: str = "earthgpt"
     registered_model: str = "earthgpt"
+    ui: str | None = None
+
+    def run_url(self, run_id: str, path: str | None = None) -> str | None:
+        """A link to a run (or one of its artifacts) in the MLflow UI, when there is a UI address."""
+        base = self.ui or (self.uri if self.uri.startswith("http") else None)
+        if base is None:
+            return None
+        mlflow.set_tracking_uri(self.uri)
+        experiment = mlflow.get_run(run_id).info.experiment_id
+        url = f"{base.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+        return f"{url}/artifacts/{path}" if path else url
+
+
+def describe_model_version(tracking: TrackingSettings, version: int | str, description: str,
+                           tags: dict[str, str]) -> None:
+    """A registered version's description and tags (what it is, what it was trained on, how it scores)."""
+    client = mlflow.MlflowClient(tracking.uri)
+    client.update_model_version(tracking.registered_model, str(version), description=description)
+    for key, value in tags.items():
+        client.set_model_version_tag(tracking.registered_model, str(version), key, value)
 
 
 def experiment_id(tracking: TrackingSettings) -> str:
