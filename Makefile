@@ -40,12 +40,16 @@ test: setup setup-browser dvc-setup
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
 
-# Serve a registered model over HTTP (POST /invocations): make serve [MODEL=models:/earthgpt-demo@champion] [PORT=5001]
+# Serve a registered model over HTTP (POST /invocations):
+#   make serve [MODEL=models:/earthgpt-demo@champion] [PORT=5001] [ENV_MANAGER=local|virtualenv]
 # MLflow starts `uvicorn` from PATH, so the environment's bin folder goes first: nothing to activate.
+# ENV_MANAGER=virtualenv serves from a new environment built from the model's pinned requirements (pyenv).
 MODEL ?= models:/earthgpt-demo@champion
 PORT ?= 5001
+ENV_MANAGER ?= local
 serve: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local -h 127.0.0.1 -p $(PORT)
+	PATH="$(CURDIR)/$(BIN):$(HOME)/.pyenv/bin:$$PATH" $(BIN)/mlflow models serve -m "$(MODEL)" \
+		--env-manager $(ENV_MANAGER) -h 127.0.0.1 -p $(PORT)
 
 # The MLflow UI over the local tracking store, at the address params.yaml links to (mlflow.ui)
 mlflow-ui: setup
