@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 export DAGSTER_HOME := $(CURDIR)/.state/dagster
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.state/mlflow/mlflow.db
+# the same CPU kernels on every x86-64 machine, for the same numbers (models/numerics.py)
+export ATEN_CPU_CAPABILITY ?= avx2
+export MKL_CBWR ?= AVX2
+export DNNL_MAX_CPU_ISA ?= AVX2
 
 .PHONY: setup setup-browser demo smoke serve mlflow-ui test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
 

@@ -19,7 +19,7 @@ import tempfile
 
 import dagster as dg
 
-from assets.resources import ModelLoaderResource, StorageResource
+from assets.resources import ComputeResource, ModelLoaderResource, StorageResource
 from assets.run_config import config_schema, read_config, settings_markdown
 from evaluation.benchmarks import (
     BENCHMARKS,
@@ -66,11 +66,13 @@ def build_predictions_asset(benchmark: Benchmark, defaults: EvaluationSettings) 
               description=f"The stage-3 model's answers to {benchmark.name} ({benchmark.source} {benchmark.split}), "
                           "stored under storage.eval/predictions and keyed by the model's weights, the data, the "
                           "prompts and the generation settings: an unchanged model is not asked again.")
-    def _predictions(context: dg.AssetExecutionContext, storage: StorageResource,
+    def _predictions(context: dg.AssetExecutionContext, storage: StorageResource, compute: ComputeResource,
                      model_loader: ModelLoaderResource) -> dg.MaterializeResult:
         from evaluation.predict import predict_benchmark
+        from models.numerics import set_cpu_threads
 
         settings = read_config(defaults, context.op_execution_context.op_config)
+        set_cpu_threads(compute.cpu_threads)  # greedy answers follow the arithmetic: the same on every machine
         data, url, digest = _located(benchmark, storage, settings)
 
         def generate(done):

@@ -79,6 +79,7 @@ class ComputeResource(dg.ConfigurableResource):
     gradient_clip: float = 1.0
     micro_batch_size: int = 1
     activation_checkpointing: bool = False
+    cpu_threads: int | None = None
 
     @property
     def distributed(self) -> DistributedConfig:

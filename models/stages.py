@@ -36,6 +36,7 @@ from models.distributed import DistributedConfig, apply_activation_checkpointing
 from models.earthgpt import EarthGPT
 from models.io import load_model, writable_folder
 from models.layout import ModelLayout, Stage
+from models.numerics import set_cpu_threads
 from models.progress import loss_curve_png
 from models.tokenization import load_tokenizer, save_tokenizer, train_bpe_tokenizer
 from models.tracking import TrackingSettings, describe_model_version, git_commit, log_earthgpt_model
@@ -267,6 +268,7 @@ def data_version(config: DataConfig) -> tuple[str, list[list[str]]]:
 def run_stage(ctx: TrainingContext, stage: Stage, callbacks: list | None = None) -> StageOutcome:
     """Train one stage from the previous stage's model (or reuse its completed run of the same key)."""
     settings = ctx.train.stage(stage)
+    set_cpu_threads(ctx.distributed.cpu_threads)
     model, tokenizer = starting_model(ctx, stage)
     data = data_config(ctx, stage)
     content_hash, shards = data_version(data)
