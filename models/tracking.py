@@ -25,7 +25,7 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 class TrackingSettings:
     """Where MLflow tracks runs (params.yaml `mlflow`). uri: sqlite:///path, http(s)://server, databricks...;
     artifacts: the artifact root of a new experiment (None: the server's default); ui: the address of the MLflow
-    UI people open, for links (None: the tracking URI when it is a server's)."""
+    UI people open for a tracking store that is not a server, for links (a tracking server is its own UI)."""
 
     uri: str = "sqlite:///.state/mlflow/mlflow.db"
     artifacts: str | None = None
@@ -35,7 +35,7 @@ class TrackingSettings:
 
     def run_url(self, run_id: str, path: str | None = None) -> str | None:
         """A link to a run (or one of its artifacts) in the MLflow UI, when there is a UI address."""
-        base = self.ui or (self.uri if self.uri.startswith("http") else None)
+        base = self.uri if self.uri.startswith(("http://", "https://")) else self.ui
         if base is None:
             return None
         mlflow.set_tracking_uri(self.uri)
