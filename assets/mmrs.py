@@ -55,6 +55,13 @@ def _quarantine_md(summary: dict) -> str:
     return "\n".join(rows) if len(rows) > 2 else "nothing quarantined or corrected"
 
 
+def _absent_md(absent: dict) -> str:
+    """The splits the release does not have (converted without them), or that none is missing."""
+    if not absent:
+        return "every split of the release is present"
+    return "\n".join(["| absent split | missing |", "|---|---|"] + [f"| {s} | {what} |" for s, what in absent.items()])
+
+
 def build_raw_asset(spec: SourceSpec, fed_by_sample_corpus: bool, placement: Placement = PLAIN
                     ) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(["sample", spec.name])] if fed_by_sample_corpus and spec.name in SAMPLE_DATASETS else []
@@ -101,7 +108,8 @@ def build_mmrs_asset(spec: SourceSpec, defaults: ConversionSettings, placement: 
     def _mmrs(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
         settings = read_config(defaults, context.op_execution_context.op_config)
         manifest = convert_source(spec, storage.raw_root(spec), storage.mmrs,
-                                  max_records=settings.max_records_per_shard)
+                                  max_records=settings.max_records_per_shard,
+                                  max_image_pixels=settings.max_image_pixels)
         report = check_source(storage.mmrs, spec.name)
         samples = [r for _, r in zip(range(2), iter_source_records(join(storage.mmrs, spec.name)), strict=False)]
         findings = {"schema": report.schema_errors, "coordinates_in_unit_square": report.out_of_range,
@@ -121,6 +129,8 @@ def build_mmrs_asset(spec: SourceSpec, defaults: ConversionSettings, placement: 
                 "samples": dg.MetadataValue.md("\n\n".join(_conversation_md(r) for r in samples)),
                 "quarantine": dg.MetadataValue.md(_quarantine_md(manifest["quarantine"])),
                 "quarantined": report.skipped_inputs,
+                "absent_splits": dg.MetadataValue.md(_absent_md(manifest["absent_splits"])),
+                "accounting": dg.MetadataValue.json(manifest["accounting"]),
                 "content_hash": manifest["content_hash"],
                 "manifest": join(storage.mmrs, spec.name, "manifest.json"),
                 "settings": settings_markdown(conversion=settings),

@@ -21,7 +21,7 @@ from typing import Any
 
 import dagster as dg
 
-GPU_POOL = "gpu"  # the concurrency pool of every GPU-bound step (dagster.yaml: one step at a time per GPU)
+GPU_POOL = "gpu"  # the concurrency pool of every GPU-bound step (deploy/dagster.yaml: one step at a time per GPU)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ field under `resources:` in its config. Assets read paths, tracking and compute 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import fsspec
+from pydantic import create_model
 
 from mmrs.readers.base import SourceSpec
 from mmrs.settings import field_types, from_mapping, to_mapping
@@ -18,6 +19,8 @@ from mmrs.shards import join
 from models.distributed import DistributedConfig
 from models.layout import ModelLayout
 from models.tracking import TrackingSettings
+
+R = TypeVar("R", bound=dg.ConfigurableResource)
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -54,20 +57,15 @@ class TrackingResource(dg.ConfigurableResource):
     artifacts: str | None = None
     experiment: str
     registered_model: str
+    ui: str | None = None
 
     @property
     def settings(self) -> TrackingSettings:
         return from_mapping(TrackingSettings, {name: getattr(self, name) for name in field_types(TrackingSettings)})
 
-    def run_url(self, run_id: str) -> str | None:
-        """A link to the run in the MLflow UI, when the tracking server has one (http)."""
-        if not self.uri.startswith("http"):
-            return None
-        import mlflow
-
-        mlflow.set_tracking_uri(self.uri)
-        run = mlflow.get_run(run_id)
-        return f"{self.uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    def run_url(self, run_id: str, path: str | None = None) -> str | None:
+        """A link to a run (or an artifact of it) in the MLflow UI, when the settings give a UI address."""
+        return self.settings.run_url(run_id, path)
 
 
 class ComputeResource(dg.ConfigurableResource):
@@ -82,6 +80,7 @@ class ComputeResource(dg.ConfigurableResource):
     micro_batch_size: int = 1
     activation_checkpointing: bool = False
     processes: int = 1
+    cpu_threads: int | None = None
 
     @property
     def distributed(self) -> DistributedConfig:
@@ -120,10 +119,18 @@ def _fingerprint(folder: str) -> str:
                     for name, info in sorted(entries.items()))
 
 
+def with_defaults(cls: type[R], values: dict[str, Any]) -> R:
+    """An instance of `cls` whose class defaults are `values`. Dagster fills the fields a run's config leaves
+    out from the class defaults, not from the instance given to Definitions: without this, a run overriding
+    one path would reset the others."""
+    fields = {name: (cls.model_fields[name].annotation, value) for name, value in values.items()}
+    return create_model(cls.__name__, __base__=cls, __doc__=cls.__doc__, **fields)()
+
+
 def resources_from_settings(storage: Any, tracking: TrackingSettings, compute: DistributedConfig,
                             device: str = "cpu") -> dict[str, dg.ConfigurableResource]:
-    """The resources of one environment, from its settings sections."""
-    return {"storage": StorageResource(**to_mapping(storage)),
-            "tracking": TrackingResource(**to_mapping(tracking)),
-            "compute": ComputeResource(**to_mapping(compute)),
-            "model_loader": ModelLoaderResource(device=device)}
+    """The resources of one environment, from its settings sections (each field overridable per run)."""
+    return {"storage": with_defaults(StorageResource, to_mapping(storage)),
+            "tracking": with_defaults(TrackingResource, to_mapping(tracking)),
+            "compute": with_defaults(ComputeResource, to_mapping(compute)),
+            "model_loader": with_defaults(ModelLoaderResource, {"device": device})}

@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` here: Dagster reads the resource annotations at decoration time.
 
+import base64
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from assets.resources import StorageResource
 from assets.run_config import config_schema, read_config, settings_markdown
 from mmrs.code_version import code_version
 from mmrs.synthetic.corpus import DATASETS, SampleCorpusSettings, generate_dataset
+from mmrs.synthetic.preview import thumbnails_png
 
 
 def _splits_table(splits: dict[str, int]) -> str:
@@ -53,6 +55,9 @@ def build_sample_asset(name: str, defaults: SampleCorpusSettings, placement: Pla
                 "splits": dg.MetadataValue.md(_splits_table(report.splits)),
                 "seconds": round(seconds, 2),
                 "images_per_second": round(report.images / max(seconds, 1e-9), 1),
+                "thumbnails": dg.MetadataValue.md(
+                    "The first images, each object's footprint in red:\n\n![thumbnails](data:image/png;base64,"
+                    f"{base64.b64encode(thumbnails_png(name, settings.seed, settings.scale)).decode()})"),
                 "settings": settings_markdown(sample_corpus=settings),
             },
             check_results=[

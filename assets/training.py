@@ -9,6 +9,7 @@ A stage whose inputs did not change reports its completed run instead of trainin
 
 # No `from __future__ import annotations` here: Dagster reads the resource annotations at decoration time.
 
+import base64
 import dataclasses
 import hashlib
 from pathlib import Path
@@ -25,7 +26,9 @@ from models.image_transform import preprocess
 from models.inference import GenerationOptions, predict
 from models.io import load_model
 from models.layout import Stage
+from models.progress import loss_curve_png
 from models.stages import (
+    LOSS_CURVE,
     StageOutcome,
     TrainingContext,
     TrainSettings,
@@ -61,15 +64,6 @@ def dvc_lock_hash(path: Path = Path("dvc.lock")) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "none"
 
 
-def _sparkline(values: list[float], width: int = 60) -> str:
-    if not values:
-        return ""
-    points = np.interp(np.linspace(0, len(values) - 1, min(width, len(values))), np.arange(len(values)), values)
-    lo, hi = float(points.min()), float(points.max())
-    bars = "▁▂▃▄▅▆▇█"
-    return "".join(bars[int((p - lo) / max(hi - lo, 1e-9) * (len(bars) - 1))] for p in points)
-
-
 def reloads_and_generates(outcome: StageOutcome) -> tuple[bool, str]:
     """The saved folder reloads (to the trained model's logits, when it was trained in this process) and
     answers a question."""
@@ -98,9 +92,12 @@ def _checks(outcome: StageOutcome) -> list[dg.AssetCheckResult]:
 
 def _metadata(outcome: StageOutcome, tracking: TrackingResource, settings: dict) -> dict:
     url = tracking.run_url(outcome.run_id)
+    curve_url = tracking.run_url(outcome.run_id, LOSS_CURVE)
     val = outcome.val_losses
+    png = loss_curve_png(outcome.losses, val, f"{outcome.stage}: run {outcome.run_id[:8]}") if outcome.losses else b""
     return {
         "mlflow_run": dg.MetadataValue.url(url) if url else f"{tracking.uri} run {outcome.run_id}",
+        "loss_curve_in_mlflow": dg.MetadataValue.url(curve_url) if curve_url else LOSS_CURVE,
         "mlflow_run_id": outcome.run_id,
         "run_key": outcome.run_key,
         "steps": outcome.steps,
@@ -109,7 +106,8 @@ def _metadata(outcome: StageOutcome, tracking: TrackingResource, settings: dict)
         "loss_first": round(outcome.losses[0], 4) if outcome.losses else None,
         "loss_last": round(outcome.losses[-1], 4) if outcome.losses else None,
         "val_loss_last": round(val[-1][1], 4) if val else None,
-        "loss_curve": dg.MetadataValue.md(f"`{_sparkline(outcome.losses)}`"),
+        "loss_curve": dg.MetadataValue.md(
+            f"![loss curve](data:image/png;base64,{base64.b64encode(png).decode()})" if png else "no losses"),
         "trainable_tensors": outcome.trainable_tensors,
         "trainable_parameters": outcome.trainable_parameters,
         "model_dir": outcome.model_dir,

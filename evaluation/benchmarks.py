@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from evaluation.captioning import METRICS as CAPTION_METRICS
 from evaluation.captioning import constant_caption, score_captions
 from evaluation.classification import score_classification
 from evaluation.confidence import BoxQuery, BoxScorer, choose_scorer
@@ -72,7 +73,7 @@ class Benchmark:
         if self.task == "classification":
             return ("Top-1",)
         if self.task == "captioning":
-            return ("BLEU1", "BLEU2", "BLEU3", "BLEU4", "METEOR", "ROUGE_L", "CIDEr")
+            return CAPTION_METRICS
         if self.task == "vqa":
             types = self.question_types or ("<type>",)
             return (*types, *(f"{t} balanced" for t in types), "OA", "OA_strict")

@@ -3,30 +3,23 @@ the frame the records' normalised boxes live in."""
 
 from __future__ import annotations
 
-import io
 import posixpath
 
 import fsspec
 import numpy as np
-import tifffile
-from PIL import Image
 
-from mmrs.imaging import pad_to_square, to_rgb_uint8
+from mmrs.imaging import MAX_IMAGE_PIXELS, pad_to_square, read_pixels, to_rgb_uint8
 
 
-def load_square_rgb(image_root: str, image: str) -> np.ndarray:
+def load_square_rgb(image_root: str, image: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """(side, side, 3) uint8: a record's image (relative to `image_root`, local or s3://; a tar member as
-    "shard.tar::member") as RGB, centred on its padded square. 16-bit SAR is log-stretched."""
+    "shard.tar::member") as RGB, centred on its padded square. 16-bit SAR is log-stretched. Decoded within
+    `max_pixels` (mmrs.imaging.read_pixels: refused from the header above it)."""
     archive, sep, member = image.partition("::")
     url = f"tar://{member}::{posixpath.join(image_root, archive)}" if sep else posixpath.join(image_root, image)
     with fsspec.open(url, "rb") as f:
         data = f.read()
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        pixels = tifffile.imread(io.BytesIO(data))
-    else:
-        with Image.open(io.BytesIO(data)) as decoded:
-            pixels = np.asarray(decoded)
-    return pad_to_square(to_rgb_uint8(pixels))
+    return pad_to_square(to_rgb_uint8(read_pixels(data, max_pixels, url)))
 
 
 def box_pixels(box: tuple[float, ...], side: int) -> tuple[int, int, int, int]:

@@ -26,6 +26,8 @@ from typing import Generic, TypeVar
 
 from shapely import MultiPoint
 
+from mmrs.templates import first_count
+
 T = TypeVar("T")
 
 # failure reasons (Parsed.failure) and notes (Parsed.notes); results count them by these exact strings
@@ -103,22 +105,12 @@ def parse_short_answer(text: str, yes_no: bool = False) -> Parsed[str]:
     return Parsed(answer)
 
 
-_COUNT_WORDS = {w: i for i, w in enumerate(
-    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-     "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))} | {
-    "no": 0, "none": 0}
-
-
 def parse_count(text: str) -> Parsed[int]:
     """The first count an answer gives, as digits or a word ('There are eight planes' -> 8, 'none' -> 0)."""
     if not text.strip():
         return Parsed(None, EMPTY)
-    for token in re.findall(r"[a-z]+|\d+", text.lower()):
-        if token.isdigit():
-            return Parsed(int(token))
-        if token in _COUNT_WORDS:
-            return Parsed(_COUNT_WORDS[token])
-    return Parsed(None, NO_COUNT)
+    count = first_count(text)
+    return Parsed(None, NO_COUNT) if count is None else Parsed(count)
 
 
 # --- boxes ---------------------------------------------------------------------------------------------------

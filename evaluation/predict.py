@@ -7,7 +7,7 @@ module of `evaluation` that runs the model.
   that generated them (teacher-forced on the answer text, re-tokenised as training tokenises answers), the
   confidence AP ranks by when no CLIP model is configured.
 - Count-then-detect: the count question first, then the detection question in the same conversation with
-  the parsed count as a hint (`models.inference.count_hint_prompt`).
+  the parsed count as a hint (`mmrs.templates.count_hint_prompt`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import torch
 from evaluation.benchmarks import DETECTION, Benchmark, Question, after_count_id, benchmark_records, questions
 from evaluation.parsing import parse_boxes, parse_count
 from evaluation.predictions import Prediction
+from mmrs.templates import count_hint_prompt
 from models.earthgpt import EarthGPT
 from models.image_transform import load_record_image, preprocess
-from models.inference import GenerationOptions, count_hint_prompt, predict
+from models.inference import GenerationOptions, predict
 from models.tokenization import encode_prompt
 
 # long enough for each task's answers: a detection answer writes ~12 (HBB) or ~24 (OBB) tokens per box
@@ -56,16 +57,6 @@ def iter_answers(model: EarthGPT, tokenizer, image_root: str, questions_: Sequen
         chunk = order[start:start + batch_size]
         pixels = _pixels(model, image_root, [questions_[i].image for i in chunk])
         yield list(zip(chunk, predict(model, tokenizer, pixels, [prompts[i] for i in chunk], options), strict=True))
-
-
-def answer_questions(model: EarthGPT, tokenizer, image_root: str, questions_: Sequence[Question],
-                     batch_size: int = 32, max_new_tokens: int = 48) -> list[str]:
-    """One greedy answer per question, in the given order."""
-    answers = [""] * len(questions_)
-    for batch in iter_answers(model, tokenizer, image_root, questions_, batch_size, max_new_tokens):
-        for i, answer in batch:
-            answers[i] = answer
-    return answers
 
 
 @torch.no_grad()

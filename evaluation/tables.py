@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from evaluation.benchmarks import BENCHMARKS, BenchmarkResult
+from evaluation.captioning import METRICS as CAPTION_METRICS
+from evaluation.captioning import UNAVAILABLE
+from evaluation.grounding import METRICS as GROUNDING_METRICS
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,7 @@ def _columns(benchmark: str, *metrics: str, titles: tuple[str, ...] | None = Non
 
 
 _EARTHGPT = "EarthGPT (paper)"
-_CAPTION_METRICS = ("BLEU1", "BLEU2", "BLEU3", "BLEU4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
-_GROUNDING_METRICS = ("Pr@0.5", "Pr@0.6", "Pr@0.7", "Pr@0.8", "Pr@0.9", "mIoU", "cIoU")
+_CAPTION_METRICS = (*CAPTION_METRICS, *UNAVAILABLE)
 
 PAPER_TABLES: dict[str, PaperTable] = {t.number: t for t in (
     PaperTable("II", "Supervised scene classification on NWPU-RESISC45 (Top-1 accuracy, %)",
@@ -106,7 +108,7 @@ PAPER_TABLES: dict[str, PaperTable] = {t.number: t for t in (
                notes=("Presence and comparison questions are mostly \"no\" in RSVQA and the sample corpus; the "
                       "result files also hold balanced accuracies, on which a constant answer scores 50.",)),
     PaperTable("VII", "Supervised visual grounding on DIOR-RSVG test (%)",
-               _columns("dior_rsvg", *_GROUNDING_METRICS), (
+               _columns("dior_rsvg", *GROUNDING_METRICS), (
                    ("Specialist models", (
                        PaperRow("ZSGNet [90]", "ICCV 2019", (51.67, 48.13, 42.30, 32.41, 10.15, 44.12, 51.65)),
                        PaperRow("FAOA [91]", "ICCV 2019", (70.86, 67.37, 62.04, 53.19, 36.44, 62.86, 67.28)),

@@ -14,24 +14,32 @@ from typing import Any
 
 import fsspec
 import numpy as np
-from PIL import Image
 
 from mmrs.convert import to_records
 from mmrs.fastpath import rare_gc_pauses, to_records_batch
+from mmrs.imaging import open_image
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
 from mmrs.shards import (
     ShardWriter,
     atomic_write_bytes,
+    atomic_writer,
+    clean_leftovers,
     content_hash,
+    encode_record,
     join,
     read_json,
     relative_location,
     resolve_location,
     write_json,
 )
-from mmrs.storage import ImageTooLargeError, SourceRoot
+from mmrs.storage import (
+    MAX_IMAGE_PIXELS,
+    ImageProblem,
+    MissingFileError,
+    SourceRoot,
+)
 from mmrs.tiling import SceneTiles, Window, cut, encode_tile
 
 Progress = Callable[[int], None]
@@ -43,55 +51,76 @@ class ConversionSettings:
 
     max_quarantine_rate: float = 0.05  # quarantined / (records + quarantined) above this fails the source's check
     max_records_per_shard: int = 50_000
+    max_image_pixels: int = MAX_IMAGE_PIXELS  # an image whose header announces more is quarantined ("image too large")
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_quarantine_rate <= 1:
             raise ValueError(f"max_quarantine_rate must be in [0, 1], got {self.max_quarantine_rate}")
         if self.max_records_per_shard < 1:
             raise ValueError(f"max_records_per_shard must be >= 1, got {self.max_records_per_shard}")
+        if self.max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be >= 1, got {self.max_image_pixels}")
 
 
-def _image_size(root: SourceRoot, raw: RawSample) -> tuple[int, int]:
-    if raw.width and raw.height:
-        return raw.width, raw.height
-    return root.image_size(raw.image)
+SIZE_CORRECTED = "image size corrected from its header"
+FORMAT_DIFFERS = "image format differs from its extension"
 
 
-def _size_or_error(root: SourceRoot, raw: RawSample) -> tuple[int, int] | Exception:
+@dataclass(frozen=True)
+class CheckedImage:
+    """An image that passed the image check: its size (the header's) and what was corrected on the way."""
+
+    width: int
+    height: int
+    fixes: tuple[str, ...] = ()
+
+
+def check_image(root: SourceRoot, raw: RawSample, max_pixels: int = MAX_IMAGE_PIXELS) -> CheckedImage | ImageProblem:
+    """The image check of conversion (SourceRoot.inspect_image) for one sample: the header is read even when
+    the annotation gives the size; a size that differs from the header's is corrected (the header is what
+    training decodes) and counted. A tar member (LAION webdataset) was checked by its reader. The problem
+    that stops the image otherwise (its quarantine reason)."""
+    if "::" in raw.image and raw.width and raw.height:
+        return CheckedImage(raw.width, raw.height)
     try:
-        return _image_size(root, raw)
-    except (OSError, ImageTooLargeError) as error:
-        return error
+        info = root.inspect_image(raw.image, max_pixels)
+    except ImageProblem as problem:
+        return problem
+    fixes = []
+    if raw.width and raw.height and (raw.width, raw.height) != (info.width, info.height):
+        fixes.append(SIZE_CORRECTED)
+    if not info.extension_matches:
+        fixes.append(FORMAT_DIFFERS)
+    return CheckedImage(info.width, info.height, tuple(fixes))
 
 
-def _sizes_or_errors(root: SourceRoot, raws: list[RawSample]) -> list[tuple[int, int] | Exception]:
-    return [_size_or_error(root, raw) for raw in raws]
+def _checks(root: SourceRoot, raws: list[RawSample], max_pixels: int) -> list[CheckedImage | ImageProblem]:
+    return [check_image(root, raw, max_pixels) for raw in raws]
 
 
-def _sized_chunks(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 64
-                  ) -> Iterator[list[tuple[RawSample, tuple[int, int] | Exception]]]:
-    """The samples `chunk` at a time, each with its image size (or the error reading it), in order. Sizes
-    missing from the annotation come from image headers. Local files: read here, one after another, the
-    kernel asked to read the chunk's files ahead first (threads would only fight over the GIL for ~10 us
-    reads). Object stores: a thread pool reads a chunk's headers at once, since there each read is network
-    latency. The reader runs a chunk ahead of conversion, so its quarantine entries for a chunk come first."""
+def _sized_chunks(root: SourceRoot, samples: Iterator[RawSample], chunk: int = 64,
+                  max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator[list[tuple[RawSample, CheckedImage | ImageProblem]]]:
+    """The samples `chunk` at a time, each with its image check (check_image), in order. Local files: read
+    here, one after another, the kernel asked to read the chunk's files ahead first (threads would only fight
+    over the GIL for ~10 us reads). Object stores: a thread pool reads a chunk's headers at once, since there
+    each read is network latency. The reader runs a chunk ahead of conversion, so its quarantine entries for
+    a chunk come first."""
     if root.is_local:
         while batch := list(islice(samples, chunk)):
-            root.prefetch([raw.image for raw in batch if not (raw.width and raw.height)])
-            yield [(raw, _size_or_error(root, raw)) for raw in batch]
+            root.prefetch([raw.image for raw in batch])
+            yield [(raw, check_image(root, raw, max_pixels)) for raw in batch]
         return
     with ThreadPoolExecutor(max_workers=16) as pool:
         while batch := list(islice(samples, chunk)):
-            missing = [raw for raw in batch if not (raw.width and raw.height)]
             # a few images per task, not one: the pool's own cost per task is that of a header read
-            parts = [pool.submit(_sizes_or_errors, root, missing[i:i + 4]) for i in range(0, len(missing), 4)]
-            found = (size for part in parts for size in part.result())  # in order, each part once it is read
-            yield [(raw, (raw.width, raw.height) if raw.width and raw.height else next(found)) for raw in batch]
+            parts = [pool.submit(_checks, root, batch[i:i + 4], max_pixels) for i in range(0, len(batch), 4)]
+            yield list(zip(batch, (found for part in parts for found in part.result()), strict=True))
 
 
-def _decode(root: SourceRoot, image: str) -> np.ndarray:
-    """The pixels of an image file as PIL decodes it (as the data loader will read its tiles)."""
-    with root.open(image) as f, Image.open(io.BytesIO(f.read())) as decoded:
+def _decode(root: SourceRoot, image: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """The pixels of an image file as PIL decodes it (as the data loader will read its tiles), refused above
+    `max_pixels` from its header before any pixel is decoded (mmrs.imaging.open_image)."""
+    with open_image(io.BytesIO(root.read_bytes(image)), max_pixels, root.uri(image)) as decoded:
         return np.asarray(decoded)
 
 
@@ -99,9 +128,32 @@ def _write_tile(pixels: np.ndarray, window: Window, url: str) -> None:
     atomic_write_bytes(url, encode_tile(pixels, window))
 
 
-def annotation_count(raw: RawSample) -> int:
-    """Annotation units of one image: a class label, captions, QA pairs, objects, referring expressions."""
-    return (raw.label is not None) + len(raw.captions) + len(raw.qa) + len(raw.objects) + len(raw.referrals)
+def annotation_count(raw: RawSample, tasks: Iterable[str] | None = None) -> int:
+    """Annotation units of one image: a class label, captions, QA pairs, objects, referring expressions. With
+    `tasks` (the source's), a label counts only for a classification source: caption sets derive a scene
+    class from file names, which no record carries."""
+    label = raw.label is not None and (tasks is None or "classification" in tasks)
+    return label + len(raw.captions) + len(raw.qa) + len(raw.objects) + len(raw.referrals)
+
+
+def record_units(records: list[dict[str, Any]]) -> int:
+    """Annotation units one image's records hold, each counted once however many tasks carry it: its class
+    label, its captions, its QA pairs, its objects (one detection record: HBB and OBB hold the same ones),
+    its referring expressions (grounding and region captioning hold the same ones)."""
+    units = objects = referrals = 0
+    for record in records:
+        target, task = record["target"], record["task"]
+        if task == "classification":
+            units += 1
+        elif task == "captioning":
+            units += len(target["captions"])
+        elif task == "vqa":
+            units += len(target["qa"])
+        elif task in ("detection_hbb", "detection_obb"):
+            objects = max(objects, len(target["labels"]))
+        elif task in ("grounding", "region_caption"):
+            referrals = max(referrals, len(target["referrals"]))
+    return units + objects + referrals
 
 
 def _collect_categories(spec: SourceSpec, root: SourceRoot) -> tuple[str, ...]:
@@ -119,14 +171,15 @@ class _PendingImages:
         self.spec, self.writer, self.quarantine, self.fast = spec, writer, quarantine, fast
         self.waiting: list[tuple[RawSample, int, int]] = []
         self.images: dict[str, int] = {}  # converted images per split
+        self.units = 0  # annotation units in the records written (record_units)
 
     def add(self, sample: RawSample, width: int, height: int) -> None:
         self.waiting.append((sample, width, height))
 
-    def skip(self, path: str, reason: str, detail: str) -> None:
+    def skip(self, path: str, reason: str, detail: str, units: int = 1) -> None:
         """Quarantine an image, after converting those before it (the report stays in reading order)."""
         self.flush()
-        self.quarantine.skip(path, reason, detail)
+        self.quarantine.skip(path, reason, detail, units=units)
 
     def flush(self) -> None:
         if self.fast:
@@ -134,9 +187,15 @@ class _PendingImages:
         else:
             converted = [to_records(raw, self.spec, w, h, self.quarantine) for raw, w, h in self.waiting]
         for (sample, _, _), records in zip(self.waiting, converted, strict=True):
-            for record in records:
-                self.writer.write(record)
+            try:  # all of an image's records, or none: text that is not valid Unicode cannot be written
+                lines = [encode_record(record) for record in records]
+            except ValueError as error:
+                self.quarantine.skip(sample.image, "record not writable", str(error), units=record_units(records))
+                continue
+            for record, line in zip(records, lines, strict=True):
+                self.writer.write(record, line)
             self.images[sample.split] = self.images.get(sample.split, 0) + 1
+            self.units += record_units(records)
         self.waiting.clear()
 
 
@@ -147,6 +206,7 @@ class _Skip:
     path: str
     reason: str
     detail: Any
+    units: int = 1  # annotation units it held (mmrs.quarantine)
 
 
 _Image = tuple[RawSample, int, int]  # an image (or a tile of a scene) to convert, with its width and height in px
@@ -163,8 +223,8 @@ class _TileWriter:
     scenes whatever the release size. Scenes come back in the order given, each with the error that stopped
     it."""
 
-    def __init__(self, root: SourceRoot, tile_out: str, workers: int):
-        self.root, self.tile_out, self.limit = root, tile_out, workers + 1
+    def __init__(self, root: SourceRoot, tile_out: str, workers: int, max_pixels: int = MAX_IMAGE_PIXELS):
+        self.root, self.tile_out, self.limit, self.max_pixels = root, tile_out, workers + 1, max_pixels
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tiles")
         self.waiting: deque[tuple[RawSample, SceneTiles, Future[list[Future[None]]]]] = deque()
 
@@ -190,7 +250,7 @@ class _TileWriter:
         missing = [(window, name) for window, name in missing if not fs.exists(join(base, name))]
         if not missing:
             return []
-        pixels = _decode(self.root, raw.image)
+        pixels = _decode(self.root, raw.image, self.max_pixels)
         return [self.pool.submit(_write_tile, pixels, window, join(self.tile_out, name)) for window, name in missing]
 
     def _finish(self) -> _Written:
@@ -209,7 +269,7 @@ def _written_items(scenes: list[_Written], quarantine: Quarantine) -> list[_Imag
     items: list[_Image | _Skip] = []
     for raw, scene, error in scenes:
         if error is not None:
-            items.append(_Skip(raw.image, "unreadable image", str(error)))
+            items.append(_Skip(raw.image, "unreadable image", str(error), annotation_count(raw)))
             continue
         items.extend(_Skip(raw.image, reason, what) for reason, what in scene.lost)
         for reason, n in scene.parts_left_out.items():
@@ -218,25 +278,35 @@ def _written_items(scenes: list[_Written], quarantine: Quarantine) -> list[_Imag
     return items
 
 
-def _images(spec: SourceSpec, root: SourceRoot, quarantine: Quarantine, tile_out: str, tile_workers: int
-            ) -> Iterator[tuple[int, int, list[_Image | _Skip]]]:
-    """The reader's samples a chunk at a time as images to convert, in reading order: each with its size,
-    a tiled source's scenes replaced by their tiles (whose files are written under `tile_out` here, on
-    `tile_workers` threads), and what to quarantine in their place. Yields (samples read, annotation units
-    read, items) per chunk; a chunk's scenes are all written before it is yielded."""
-    with _TileWriter(root, tile_out, tile_workers) as writer:
-        for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine)):
-            items: list[_Image | _Skip] = []
-            for raw, size in chunk:
-                if isinstance(size, Exception):
+def _images(spec: SourceSpec, root: SourceRoot, quarantine: Quarantine, tile_out: str, tile_workers: int,
+            max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator[tuple[int, int, list[_Image | _Skip]]]:
+    """The reader's samples a chunk at a time as images to convert, in reading order: each checked
+    (check_image: its header's size, the problem that stops it), a tiled source's scenes replaced by their
+    tiles (whose files are written under `tile_out` here, on `tile_workers` threads), and what to quarantine
+    in their place (with the annotation units it held). Yields (samples read, annotation units read, items)
+    per chunk; a chunk's scenes are all written before it is yielded. Between reading a chunk and reading
+    the next, quarantine.phase is "conversion" (the manifest's accounting tells the reader's losses from
+    conversion's)."""
+    with _TileWriter(root, tile_out, tile_workers, max_pixels) as writer:
+        for chunk in _sized_chunks(root, spec.reader(root, spec, quarantine), max_pixels=max_pixels):
+            quarantine.phase = "conversion"  # until the reader reads the next chunk
+            # names a record cannot hold and links leading out, met while reading the chunk
+            items: list[_Image | _Skip] = [_Skip(path, reason, None, 0) for path, reason in root.take_refused()]
+            for raw, checked in chunk:
+                if isinstance(checked, ImageProblem):
                     items += _written_items(writer.drain(), quarantine)  # the scenes before it come first
-                    items.append(_Skip(raw.image, "unreadable image", str(size)))
-                elif spec.tile:
-                    items += _written_items(writer.submit(raw, cut(raw, *size, spec.tile)), quarantine)
+                    items.append(_Skip(raw.image, checked.reason, checked.detail, annotation_count(raw, spec.tasks)))
+                    continue
+                for fix in checked.fixes:
+                    quarantine.fix(fix)
+                if spec.tile:
+                    scene = cut(raw, checked.width, checked.height, spec.tile)
+                    items += _written_items(writer.submit(raw, scene), quarantine)
                 else:
-                    items.append((raw, *size))
+                    items.append((raw, checked.width, checked.height))
             items += _written_items(writer.drain(), quarantine)
-            yield len(chunk), sum(annotation_count(raw) for raw, _ in chunk), items
+            yield len(chunk), sum(annotation_count(raw, spec.tasks) for raw, _ in chunk), items
+            quarantine.phase = "reading"
 
 
 def tile_release(spec: SourceSpec, raw_url: str, out_url: str, tile_workers: int | None = None) -> int:
@@ -255,36 +325,46 @@ def default_tile_workers() -> int:
 
 
 def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progress | None = None,
-                   max_records: int = 50_000, tile_workers: int | None = None, fast: bool = True) -> dict[str, Any]:
+                   max_records: int = 50_000, tile_workers: int | None = None, fast: bool = True,
+                   max_image_pixels: int = MAX_IMAGE_PIXELS) -> dict[str, Any]:
     """Convert `spec`'s dataset at `raw_url` into shards under out_url/<spec.name>; returns the manifest.
 
-    Bad files and records are skipped into quarantine.jsonl; a missing required file raises (it names it).
+    Bad files and records are skipped into quarantine.jsonl; a missing required file raises (it names it),
+    and so does a release where nothing usable is found. Every image is checked first (check_image; its
+    header's pixel count at most `max_image_pixels`, which also bounds the decoding of scenes for tiles).
     Tiles of a tiled source are written on `tile_workers` threads (default: one per core); the output does
-    not depend on their number. `fast=False` converts image by image through the plain route of
+    not depend on their number. Every output is written under a temporary name and renamed when complete;
+    what a killed run left behind (`*.tmp-*` files, shards no manifest lists) is removed, so a rerun writes
+    the same bytes as an uninterrupted run. `fast=False` converts image by image through the plain route of
     mmrs/convert.py (the same bytes).
     """
     root = SourceRoot(raw_url)
     out = join(out_url, spec.name)
+    clean_leftovers(out)
     if "classification" in spec.tasks and not spec.categories:
         spec = replace(spec, categories=_collect_categories(spec, root))
     writer = ShardWriter(out, max_records=max_records)
     annotations = 0
-    with fsspec.open(join(out, "quarantine.jsonl"), "w", encoding="utf-8", auto_mkdir=True) as sink, \
-            rare_gc_pauses():
+    with atomic_writer(join(out, "quarantine.jsonl")) as sink, rare_gc_pauses():
         quarantine = Quarantine(spec.name, sink)
         pending = _PendingImages(spec, writer, quarantine, fast)
         for samples, annotations_read, items in _images(spec, root, quarantine, join(out, "tiles"),
-                                                        tile_workers or default_tile_workers()):
+                                                        tile_workers or default_tile_workers(), max_image_pixels):
             annotations += annotations_read
             for item in items:
                 if isinstance(item, _Skip):
-                    pending.skip(item.path, item.reason, item.detail)
+                    pending.skip(item.path, item.reason, item.detail, units=item.units)
                 else:
                     pending.add(*item)
             pending.flush()  # before the reader reads the next chunk and reports its own problems
             if progress:
                 progress(samples)
+        for path, reason in root.take_refused():
+            quarantine.skip(path, reason, None, units=0)
     shards = writer.close()
+    if not shards and not sum(pending.images.values()) and not annotations and quarantine.absent:
+        raise MissingFileError(f"{spec.name}: nothing usable under {root.uri('')} (absent: "
+                               + "; ".join(f"{split}: {what}" for split, what in quarantine.absent.items()) + ")")
     anchor = _corpus_folder(out_url)
     manifest = {
         "source": spec.name, "title": spec.title, "modality": spec.modality, "tasks": list(spec.tasks),
@@ -293,11 +373,33 @@ def convert_source(spec: SourceSpec, raw_url: str, out_url: str, progress: Progr
         "train_splits": list(spec.train_splits), "evaluation_only": spec.evaluation_only,
         "in_mmrs_1m": spec.in_mmrs_1m,
         "paper_samples": spec.paper_samples, "images": pending.images, "annotations": annotations,
+        "absent_splits": dict(sorted(quarantine.absent.items())),
+        "accounting": accounting(quarantine, annotations, pending.units, tiled=spec.tile is not None),
         "counts": writer.counts,
         "quarantine": quarantine.summary(), "shards": shards, "content_hash": content_hash(shards),
     }
     write_json(join(out, "manifest.json"), manifest)
+    clean_leftovers(out, keep={s["path"] for s in shards})
     return manifest
+
+
+def accounting(quarantine: Quarantine, read: int, in_records: int, tiled: bool = False) -> dict[str, Any]:
+    """Where a source's annotation units went (docs/reliability.md, "Accounting"). `native`: what the native
+    files hold, as far as they could be read: the units the reader passed on (`read`) and those it quarantined
+    or left out by rule. Each is in the records, quarantined or dropped by a rule: `native = in_records +
+    quarantined + dropped`. Units of a file that could not be read at all are not known (its entry names it).
+    Tiled sources: a scene's object is in every tile that shows it, so `in_records` counts tile copies and
+    only the reader's side (`native = read + reader losses`) balances; tiling's own losses are its entries."""
+    reading = quarantine.skipped_units["reading"] + quarantine.dropped_units["reading"]
+    converting = quarantine.skipped_units["conversion"] + quarantine.dropped_units["conversion"]
+    return {
+        "unit": "annotation unit: a class label, caption, QA pair, object or referring expression",
+        "native": read + reading,
+        "in_records": in_records,
+        "quarantined": sum(quarantine.skipped_units.values()),
+        "dropped": sum(quarantine.dropped_units.values()),
+        "balanced": tiled or read == in_records + converting,
+    }
 
 
 def _corpus_folder(out_url: str) -> str:
@@ -339,6 +441,7 @@ def build_mmrs_1m(out_url: str, sources: Iterable[str]) -> dict[str, Any]:
     recorded relative to out_url (see relative_location). Sources in name order, whatever order they are
     given in: the CLI (registry order) and the Dagster asset (params order) write the same bytes, and the
     training stream, which mixes sources in this order, gets the same batches from either."""
+    clean_leftovers(out_url, keep=None, folders=("",))  # mmrs_1m.json.tmp-* of a killed merge
     manifests = [read_json(join(out_url, name, "manifest.json")) for name in sorted(set(sources))]
     shards = [{"source": m["source"], "path": f"{m['source']}/{s['path']}", "split": s["split"],
                "records": s["records"], "rounds": s["rounds"], "sha256": s["sha256"], "modality": m["modality"]}

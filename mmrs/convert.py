@@ -9,7 +9,7 @@
 
 Boxes: clamped to the image (counted), degenerate ones dropped (counted in the quarantine), normalised
 on the centred padded square with two decimals, OBB points in the paper's order. Wording: mmrs.templates.
-Record ids: "<source>/<split>/<key>/<task>", stable for the same raw input.
+Records as mmrs/record.py declares them.
 
 This is the plain route, written for reading; mmrs/fastpath.py converts a chunk of images at once with the
 same result (byte-identical shards, tested on the sample corpus).
@@ -30,11 +30,13 @@ from mmrs.geometry import (
     normalize_points,
     order_obb,
     polygon_hbb,
+    square_frame,
 )
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample, Referral
 from mmrs.readers.base import SourceSpec
 from mmrs.readers.common import display_name
+from mmrs.record import make_record
 from mmrs.tiling import box_corners
 
 
@@ -52,21 +54,14 @@ class PreparedObject(NamedTuple):
     difficult: bool
 
 
-def _conversation(rounds: list[tuple[str, str]]) -> list[dict[str, str]]:
-    turns = []
-    for i, (question, answer) in enumerate(rounds):
-        turns.append({"from": "human", "value": templates.with_image(question) if i == 0 else question})
-        turns.append({"from": "gpt", "value": answer})
-    return turns
-
-
 def _noun(spec: SourceSpec, label: str) -> str:
     return display_name(label, spec.options.get("display_names"))
 
 
 def object_geometry(box: Box, width: int, height: int) -> tuple[HBB, HBB, tuple[float, ...] | None]:
     """(hbb, hbb clipped to the image, visible outline in the paper's point order, flat) of a box; the
-    outline is None when none of it is visible. An HBB alone gives its clipped corners clockwise from
+    outline is None when none of it is visible. The order is decided in the frame the numbers are written in:
+    the padded square (order_obb's `origin`). An HBB alone gives its clipped corners clockwise from
     (x0, y0), which is order_obb's order (tested)."""
     corners = None if box.obb is None else box_corners(box)
     hbb = box.hbb or polygon_hbb(corners)
@@ -75,7 +70,10 @@ def object_geometry(box: Box, width: int, height: int) -> tuple[HBB, HBB, tuple[
         x0, y0, x1, y1 = clipped
         return hbb, clipped, (x0, y0, x1, y0, x1, y1, x0, y1)
     visible = clip_polygon(corners, 0, 0, width, height)
-    return hbb, clipped, None if visible is None else tuple([c for p in order_obb(visible) for c in p])
+    if visible is None:
+        return hbb, clipped, None
+    _, pad_x, pad_y = square_frame(width, height)
+    return hbb, clipped, tuple([c for p in order_obb(visible, (-pad_x, -pad_y)) for c in p])
 
 
 Geometry = Callable[[Box, int, int], tuple[HBB, HBB, "tuple[float, ...] | None"]]
@@ -94,7 +92,7 @@ def kept_objects(raw: RawSample, spec: SourceSpec, width: int, height: int, quar
     for box in raw.objects:
         label = box.label
         if label in ignored:
-            quarantine.fix("ignored class dropped")
+            quarantine.drop("ignored class dropped")
             continue
         hbb, clipped, outline = geometry(box, width, height)
         if is_degenerate_hbb(clipped) or outline is None:
@@ -161,7 +159,7 @@ def _dedupe(captions: list[str], quarantine: Quarantine) -> list[str]:
     for caption in captions:
         fold = " ".join(caption.lower().split()).rstrip(" .")  # whitespace runs as one space, ends stripped
         if fold in seen:
-            quarantine.fix("duplicate caption removed")
+            quarantine.drop("duplicate caption removed")
             continue
         seen.add(fold)
         out.append(caption.strip())
@@ -198,7 +196,8 @@ def to_records(raw: RawSample, spec: SourceSpec, width: int, height: int, quaran
                                  answer)], {"label": raw.label, "answer": answer}))
         elif task == "captioning" and raw.captions:
             captions = _dedupe(raw.captions, quarantine)
-            made.append((task, [(templates.CAPTION_PROMPT, c) for c in captions], {"captions": captions}))
+            prompt = templates.caption_prompt(spec.options.get("natural_images", False))
+            made.append((task, [(prompt, c) for c in captions], {"captions": captions}))
         elif task == "vqa" and raw.qa:
             made.append((task, [(templates.vqa_prompt(qa.question), qa.answer) for qa in raw.qa],
                          {"qa": [{"question": qa.question, "answer": qa.answer, "type": qa.qtype}
@@ -209,14 +208,12 @@ def to_records(raw: RawSample, spec: SourceSpec, width: int, height: int, quaran
             rounds, target = _detection(objects, classes, oriented=task == "detection_obb")
             made.append((task, rounds, target))
         elif task in ("grounding", "region_caption") and raw.referrals:
-            if regions is None:  # clipped, written and normalised once for both tasks
+            if regions is None:  # clipped, written and normalised once for both tasks; dropped ones reported once
                 regions = [_region(ref, width, height) for ref in raw.referrals]
-            referrals = []
-            for ref, box, text, box_norm in regions:
-                if box is None:  # reported by each task, as each task drops it
-                    quarantine.skip(raw.image, "degenerate box", {"text": ref.text, "hbb": list(ref.hbb)})
-                    continue
-                referrals.append((ref, box, text, box_norm))
+                for ref, box, _, _ in regions:
+                    if box is None:
+                        quarantine.skip(raw.image, "degenerate box", {"text": ref.text, "hbb": list(ref.hbb)})
+            referrals = [region for region in regions if region[1] is not None]
             if not referrals:
                 continue
             if task == "grounding":
@@ -226,9 +223,6 @@ def to_records(raw: RawSample, spec: SourceSpec, width: int, height: int, quaran
             made.append((task, rounds, {"referrals": [
                 {"text": ref.text, "label": ref.label, "box": list(box), "box_norm": box_norm}
                 for ref, box, _, box_norm in referrals]}))
-    return [
-        {"id": f"{raw.source}/{raw.split}/{raw.key}/{task}", "source": raw.source, "split": raw.split,
-         "task": task, "modality": raw.modality, "image": raw.image, "width": width, "height": height,
-         "conversations": _conversation(rounds), "target": target}
-        for task, rounds, target in made
-    ]
+    return [make_record(source=raw.source, split=raw.split, key=raw.key, task=task, modality=raw.modality,
+                        image=raw.image, width=width, height=height, rounds=rounds, target=target)
+            for task, rounds, target in made]

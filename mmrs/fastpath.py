@@ -51,17 +51,20 @@ class HeldQuarantine(Quarantine):
 
     def __init__(self) -> None:
         super().__init__("held")
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
-    def skip(self, *args: Any) -> None:
-        self.calls.append(("skip", args))
+    def skip(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("skip", args, kwargs))
 
     def fix(self, *args: Any) -> None:
-        self.calls.append(("fix", args))
+        self.calls.append(("fix", args, {}))
+
+    def drop(self, *args: Any) -> None:
+        self.calls.append(("drop", args, {}))
 
     def replay(self, quarantine: Quarantine) -> None:
-        for method, args in self.calls:
-            getattr(quarantine, method)(*args)
+        for method, args, kwargs in self.calls:
+            getattr(quarantine, method)(*args, **kwargs)
 
 
 def to_records_batch(images: Sequence[tuple[RawSample, int, int]], spec: SourceSpec,
@@ -111,17 +114,19 @@ def fast_geometry(box: Box, width: int, height: int) -> tuple[HBB, HBB, tuple[fl
         if (0 <= x1 <= width and 0 <= x2 <= width and 0 <= x3 <= width and 0 <= x4 <= width
                 and 0 <= y1 <= height and 0 <= y2 <= height and 0 <= y3 <= height and 0 <= y4 <= height):
             hbb = box.hbb or (min(x1, x2, x3, x4), min(y1, y2, y3, y4), max(x1, x2, x3, x4), max(y1, y2, y3, y4))
-            return hbb, clip_hbb(hbb, width, height), order_quad(quad)
+            _, pad_x, pad_y = square_frame(width, height)
+            return hbb, clip_hbb(hbb, width, height), order_quad(quad, (-pad_x, -pad_y))
     return object_geometry(box, width, height)
 
 
-def order_quad(quad: Sequence[float]) -> tuple[float, ...]:
+def order_quad(quad: Sequence[float], origin: tuple[float, float] = (0.0, 0.0)) -> tuple[float, ...]:
     """order_obb of four vertices given flat, (x1, y1, ..., x4, y4) -> the same order, flat. The same keys
     and ties as order_obb, without building point lists: it runs for every object."""
     x1, y1, x2, y2, x3, y3, x4, y4 = quad
+    ox, oy = origin
     points = ((x1, y1), (x2, y2), (x3, y3), (x4, y4))
-    first = min((x1 ** 2 + y1 ** 2, y1, x1, 0), (x2 ** 2 + y2 ** 2, y2, x2, 1),
-                (x3 ** 2 + y3 ** 2, y3, x3, 2), (x4 ** 2 + y4 ** 2, y4, x4, 3))[3]
+    first = min(((x1 - ox) ** 2 + (y1 - oy) ** 2, y1, x1, 0), ((x2 - ox) ** 2 + (y2 - oy) ** 2, y2, x2, 1),
+                ((x3 - ox) ** 2 + (y3 - oy) ** 2, y3, x3, 2), ((x4 - ox) ** 2 + (y4 - oy) ** 2, y4, x4, 3))[3]
     fx, fy = points[first]
     atan2 = math.atan2
     rest = sorted([(atan2(y - fy, x - fx), (x - fx) ** 2, i) for i, (x, y) in enumerate(points) if i != first])

@@ -86,14 +86,14 @@ def denormalize_points(coords: Sequence[float], width: float, height: float) -> 
     return [c * side - (px if i % 2 == 0 else py) for i, c in enumerate(coords)]
 
 
-def _origin_key(p: Point) -> tuple[float, float, float]:
-    return p[0] ** 2 + p[1] ** 2, p[1], p[0]
-
-
-def order_obb(points: Sequence[Point]) -> list[Point]:
+def order_obb(points: Sequence[Point], origin: Point = (0.0, 0.0)) -> list[Point]:
     """The paper's OBB point order: first the corner closest to the origin, then the other three in
-    ascending order of their angle about it (atan2 in image coordinates, y down)."""
-    first = min(points, key=_origin_key)
+    ascending order of their angle about it (atan2 in image coordinates, y down). `origin`: where the origin
+    of the written coordinates lies in these points' frame - for pixels of an image padded to a centred
+    square, (-pad_x, -pad_y) (see square_frame), so that the first written corner is the one closest to the
+    origin of the normalised numbers (angles do not change under the padding's shift and scale)."""
+    ox, oy = origin
+    first = min(points, key=lambda p: ((p[0] - ox) ** 2 + (p[1] - oy) ** 2, p[1], p[0]))
     fx, fy = first
     atan2 = math.atan2
     rest = sorted([(atan2(p[1] - fy, p[0] - fx), (p[0] - fx) ** 2, i, p)  # i: ties keep their order

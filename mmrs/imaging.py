@@ -5,11 +5,98 @@
 - Single-channel images become RGB by replicating the channel, which is what RGB-trained encoders expect.
 - Pad to square: centred, offsets int((side - W) / 2) and int((side - H) / 2), the MMRS-1M rule that
   box normalisation uses too.
+- Decoding with a pixel limit per image (`open_image`, `read_pixels`): the size in the header is checked
+  against the caller's limit before any pixel is decoded. PIL's process-wide guard (`Image.MAX_IMAGE_PIXELS`,
+  179 M pixels, which would refuse real 20,000 px DOTA v2 scenes) is never raised or consulted: every decode
+  here is bounded by its own limit, and a decode that fails is one clear error.
 """
 
 from __future__ import annotations
 
+import io
+import struct
+from typing import IO
+
 import numpy as np
+import tifffile
+from PIL import Image
+
+# Refuse images whose decoded size would not fit comfortably in memory (40k x 40k RGB8 is 4.8 GB): the default
+# limit of conversion (header checks, scene decoding for tiles) and of every decode for training and chat.
+MAX_IMAGE_PIXELS = 40_000 * 40_000
+
+
+class UnreadableImageError(ValueError):
+    """Bytes that do not decode as an image (unknown format, truncated, corrupt); the message names the file."""
+
+
+class ImageTooLargeError(UnreadableImageError):
+    """An image header announces more pixels than the caller's limit."""
+
+
+def _too_large(name: str, width: int, height: int, max_pixels: int) -> ImageTooLargeError:
+    return ImageTooLargeError(f"{name} is {width}x{height} pixels, over the limit of {max_pixels} "
+                              f"(raise the limit to allow it)")
+
+
+def open_image(fp: IO[bytes], max_pixels: int = MAX_IMAGE_PIXELS, name: str = "image") -> Image.Image:
+    """PIL's lazy image of a binary file object (header read, no pixel decoded), refused above `max_pixels`.
+
+    Image.open's own decompression-bomb check reads the process-wide Image.MAX_IMAGE_PIXELS; this opens the
+    file through the same format plugins in the same order without it, so the limit is the caller's."""
+    fp.seek(0)
+    prefix = fp.read(16)
+    Image.preinit()
+    image = _open_with_plugins(fp, prefix, Image.ID)
+    if image is None:
+        tried = set(Image.ID)
+        Image.init()
+        image = _open_with_plugins(fp, prefix, [f for f in Image.ID if f not in tried])
+    if image is None:
+        raise UnreadableImageError(f"{name}: not an image (no decoder recognises its first bytes)")
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise _too_large(name, width, height, max_pixels)
+    return image
+
+
+def _open_with_plugins(fp: IO[bytes], prefix: bytes, formats: list[str]) -> Image.Image | None:
+    for fmt in formats:
+        factory, accept = Image.OPEN[fmt]
+        if accept and accept(prefix) is not True:  # False, or a string: "looks like it but unsupported"
+            continue
+        fp.seek(0)
+        try:
+            return factory(fp, "")
+        except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError, struct.error):
+            continue
+    return None
+
+
+def read_pixels(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, name: str = "image") -> np.ndarray:
+    """Decoded pixels of an encoded image, keeping its depth (TIFF through tifffile: 16-bit SAR, float; else
+    PIL). Raises ImageTooLargeError above `max_pixels` (from the header, before decoding) and
+    UnreadableImageError for anything that does not decode whole (empty, truncated, not an image)."""
+    if not data:
+        raise UnreadableImageError(f"{name}: empty file")
+    try:
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                page = tif.pages.first
+                if page.imagewidth * page.imagelength > max_pixels:
+                    raise _too_large(name, page.imagewidth, page.imagelength, max_pixels)
+                pixels = page.asarray()
+        else:
+            with open_image(io.BytesIO(data), max_pixels, name) as image:
+                pixels = np.asarray(image)
+    except UnreadableImageError:
+        raise
+    except Exception as error:  # untrusted bytes in complex decoders: any failure is "does not decode"
+        raise UnreadableImageError(f"{name}: does not decode as an image ({type(error).__name__}: {error})") from None
+    if pixels.ndim not in (2, 3) or 0 in pixels.shape:  # a damaged directory can decode to nothing
+        raise UnreadableImageError(f"{name}: decodes to no image (array of shape {pixels.shape})")
+    return pixels
 
 
 def log_stretch_to_uint8(values: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Quality checks of a converted source, in one streaming pass over its shards.
 
-- schema: required keys and types, known task and modality, alternating human/gpt turns, image token first;
+- schema: the record contract of mmrs/record.py (fields and types, task, modality, turns, image token);
 - coordinates: every normalised box in targets and every box written in answers lies in [0, 1];
 - duplicates: record ids are unique;
 - leakage: no image appears both in a training split and in an evaluation split;
@@ -14,13 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmrs.raw import MODALITIES, TASKS
+from mmrs.record import schema_problem
 from mmrs.shards import iter_records, join, read_json
 
 _BOX_TEXT = re.compile(r"\[([-0-9.,;\s]+)\]")
 _BOX_TASKS = {"detection_hbb", "detection_obb", "grounding", "region_caption"}
-_REQUIRED = {"id": str, "source": str, "split": str, "task": str, "modality": str, "image": str, "width": int,
-             "height": int, "conversations": list, "target": dict}
 
 
 @dataclass
@@ -50,26 +48,6 @@ class QualityReport:
     def quarantine_rate(self) -> float:
         total = self.annotations_read + self.skipped_inputs
         return self.skipped_inputs / total if total else 0.0
-
-
-def schema_problem(record: dict[str, Any]) -> str | None:
-    """Why a record breaks the contract, or None."""
-    for key, kind in _REQUIRED.items():
-        if not isinstance(record.get(key), kind):
-            return f"{key} missing or not {kind.__name__}"
-    if record["task"] not in TASKS:
-        return f"unknown task {record['task']!r}"
-    if record["modality"] not in MODALITIES:
-        return f"unknown modality {record['modality']!r}"
-    turns = record["conversations"]
-    if not turns or len(turns) % 2:
-        return "conversations must hold whole rounds"
-    for i, turn in enumerate(turns):
-        if turn.get("from") != ("human" if i % 2 == 0 else "gpt") or not isinstance(turn.get("value"), str):
-            return f"turn {i} is not a {'human' if i % 2 == 0 else 'gpt'} turn with a text value"
-    if not turns[0]["value"].startswith("<image>\n"):
-        return "the first human turn must start with the image token"
-    return None
 
 
 def _norm_boxes(record: dict[str, Any]) -> list[list[float]]:

@@ -8,17 +8,20 @@ Layout under OUT:
     <source>/tiles/*.png              cut tiles of large scenes (tiled sources only)
     mmrs_1m.json, mmrs_1m_stats.md    the merged manifest and the Table I-style statistics
 
-Every file is written to a temporary name and renamed into place, so a reader never sees half a shard.
+Every file is written to a temporary name and renamed into place, so a reader never sees half a shard (nor
+half a quarantine report); `clean_leftovers` removes what a killed run left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import posixpath
+import re
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +73,61 @@ def atomic_write_bytes(url: str, data: bytes) -> None:
     fs.mv(tmp, path)
 
 
+@contextlib.contextmanager
+def atomic_writer(url: str) -> Iterator[Any]:
+    """A text file (UTF-8) written under a temporary name beside `url` and renamed to `url` when the block
+    ends without error; on an error the temporary file is removed and `url` keeps what it held."""
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with fs.open(tmp, "w", encoding="utf-8") as f:
+            yield f
+        fs.mv(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fs.rm(tmp)
+        raise
+
+
+_TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{8}$")
+_SHARD = re.compile(r"^[^/]+-\d{5}\.jsonl$")
+
+
+def clean_leftovers(out: str, keep: Iterable[str] | None = None, folders: Iterable[str] | None = None) -> list[str]:
+    """Remove what an interrupted conversion left in a source's output folder `out`: temporary files of
+    atomic writes (`*.tmp-xxxxxxxx`, also among the tiles) and, given the shard names of the manifest just
+    written (`keep`), shard files it does not list (a previous run's extra shards). `folders`: the sub-folders
+    to look in (default: the folder and its tiles before a run, the folder alone after it). Returns what was
+    removed."""
+    fs, base = fsspec.core.url_to_fs(out)
+    if not fs.isdir(base):
+        return []
+    removed, kept = [], set(keep or ())
+    if folders is None:
+        folders = ("",) if keep is not None else ("", "tiles")  # after a run: no tile temps
+    for folder in (posixpath.join(base, sub) if sub else base for sub in folders):
+        if not fs.isdir(folder):
+            continue
+        for path in fs.ls(folder, detail=False):
+            name = posixpath.basename(path.rstrip("/"))
+            stale = keep is not None and _SHARD.match(name) and name not in kept
+            if _TEMPORARY.search(name) or stale:
+                fs.rm(path)
+                removed.append(name)
+    return removed
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One JSON Lines line of a record (compact UTF-8, as json.dumps(separators=(",", ":")) writes it).
+    ValueError when it cannot be written: text that is not valid Unicode (a lone surrogate from a JSON escape
+    or a file name), or a number JSON cannot hold."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError as error:
+        raise ValueError(f"record {record.get('id')!r} cannot be written: {error}") from None
+
+
 def write_json(url: str, document: Any) -> None:
     atomic_write_bytes(url, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
@@ -116,11 +174,12 @@ class ShardWriter:
         self.shards: list[dict[str, Any]] = []
         self.counts: dict[str, dict[str, dict[str, int]]] = {"records": {}, "rounds": {}}
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any], line: bytes | None = None) -> None:
+        """Add a record; `line`: its encode_record, when the caller has it already."""
         split = record["split"]
         shard = self._open.get(split) or self._start(split)
-        shard.lines.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))  # compact UTF-8, as
-        if len(shard.lines) >= 512:  # json.dumps(separators=(",", ":")) writes it
+        shard.lines.append(line if line is not None else encode_record(record))
+        if len(shard.lines) >= 512:
             shard.flush()
         rounds = len(record["conversations"]) // 2
         shard.records += 1

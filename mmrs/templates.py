@@ -3,6 +3,8 @@ the code base writes prompt text."""
 
 from __future__ import annotations
 
+import re
+
 IMAGE_TOKEN = "<image>"  # where the visual tokens go: the first human turn of every record starts with it + "\n"
 
 
@@ -28,6 +30,12 @@ def classification_prompt(categories: list[str]) -> str:
 
 
 CAPTION_PROMPT = "Please provide a one-sentence caption for the provided remote sensing image in detail."
+# stage 2 also aligns on natural images (COCO Caption, LAION-400M): the same instruction, not called remote sensing
+NATURAL_CAPTION_PROMPT = "Please provide a one-sentence caption for the provided image in detail."
+
+
+def caption_prompt(natural_images: bool = False) -> str:
+    return NATURAL_CAPTION_PROMPT if natural_images else CAPTION_PROMPT
 
 
 def vqa_prompt(question: str) -> str:
@@ -59,10 +67,15 @@ def count_question(category_plural: str) -> str:
     return f"How many {category_plural} are there in the image? {SHORT_ANSWER}"
 
 
-def detection_prompt_with_count(category_plural: str, count: int | None, oriented: bool) -> str:
-    """Second half of count-then-detect: the count as a hint (omitted when it could not be read)."""
-    hint = "" if count is None else f"There are {count} {category_plural} in the image. "
-    return hint + category_detection_prompt(category_plural, oriented)
+def count_hint_prompt(noun: str, count: int | None, oriented: bool) -> str:
+    """Second half of count-then-detect: the referring detection prompt after the count as a hint, worded
+    as the training answers word counts ("There is one plane in the image.", "There are two planes ...",
+    "There are 13 planes ..."; no count: no hint). noun: the class in the singular."""
+    prompt = category_detection_prompt(plural(noun), oriented)
+    if count is None:
+        return prompt
+    counted = f"no {plural(noun)}" if count == 0 else count_noun(count, noun)
+    return f"There {'is' if count == 1 else 'are'} {counted} in the image. {prompt}"
 
 
 # --- answers ---------------------------------------------------------------------------------------------
@@ -74,6 +87,22 @@ _IRREGULAR = {"person": "people", "people": "people", "aircraft": "aircraft", "s
 def number_text(n: int) -> str:
     """Counts as words up to ten, digits above ("There are eight ...", "There are 13 ...")."""
     return NUMBER_WORDS[n] if 0 <= n <= 10 else str(n)
+
+
+# number_text's inverse, lenient: the words a model may use for a count
+COUNT_WORDS = {w: i for i, w in enumerate(
+    (*NUMBER_WORDS, "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+     "nineteen", "twenty"))} | {"no": 0, "none": 0}
+
+
+def first_count(text: str) -> int | None:
+    """The first count a text gives, as digits or a word ('There are eight planes' -> 8, 'none' -> 0)."""
+    for token in re.findall(r"[a-z]+|\d+", text.lower()):
+        if token.isdigit():  # more than nine digits is no count (and int() refuses thousands of them)
+            return int(token) if len(token) <= 9 else None
+        if token in COUNT_WORDS:
+            return COUNT_WORDS[token]
+    return None
 
 
 def plural(noun: str) -> str:

@@ -13,10 +13,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # DINOv2 was trained on pixels normalised with these
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI / open_clip CLIP models (the paper's ConvNeXt)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
 
 @dataclass
 class ViTConfig:
-    """DINOv2-family ViT. `layers`: 1-based block indices whose outputs are concatenated channel-wise."""
+    """DINOv2-family ViT. `layers`: 1-based block indices whose outputs are concatenated channel-wise.
+    mean, std: the normalisation of its input pixels (in [0, 1]), per channel."""
 
     path: str | None = None  # HF folder (config.json + safetensors); None = random init from the fields below
     hidden_size: int = 64
@@ -25,6 +31,8 @@ class ViTConfig:
     intermediate_size: int = 128
     patch_size: int = 8
     layers: tuple[int, ...] = (2, 4)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
 
 @dataclass
@@ -33,6 +41,7 @@ class CNNConfig:
 
     backend "hf": transformers ConvNextModel (folder or random init); "open_clip": an open_clip / timm
     ConvNeXt from a local checkpoint (the paper's CLIP ConvNeXt-L; needs the optional `open_clip` extra).
+    mean, std: the normalisation of its input pixels (in [0, 1]); CLIP models have their own.
     """
 
     backend: str = "hf"
@@ -42,6 +51,8 @@ class CNNConfig:
     depths: tuple[int, ...] = (1, 1, 1, 1)
     stages: tuple[int, ...] = (1, 2, 3)
     scale_channels: int = 32  # common width each scale is brought to before concatenation
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
 
 @dataclass
@@ -70,8 +81,6 @@ class AdapterConfig:
 class EarthGPTConfig:
     preset: str = "tiny"
     image_size: int = 64  # square input side in pixels, a multiple of the ViT patch size
-    image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     vit: ViTConfig = field(default_factory=ViTConfig)
     cnn: CNNConfig = field(default_factory=CNNConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -96,11 +105,17 @@ class EarthGPTConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EarthGPTConfig:
-        """Inverse of `to_dict` (JSON lists become tuples again)."""
+        """Inverse of `to_dict` (JSON lists become tuples again). Folders saved before each encoder had its
+        own statistics carry one `image_mean` / `image_std` for both: they go to both encoders."""
+        data = dict(data)
+        shared = {"mean": data.pop("image_mean", None), "std": data.pop("image_std", None)}
         kwargs = _tuples({k: v for k, v in data.items() if k not in _NESTED})
         for name, kind in _NESTED.items():
             if name in data:
-                kwargs[name] = kind(**_tuples(data[name]))
+                fields = _tuples(data[name])
+                if name in ("vit", "cnn"):
+                    fields = {k: tuple(v) for k, v in shared.items() if v is not None} | fields
+                kwargs[name] = kind(**fields)
         return cls(**kwargs)
 
 
@@ -125,12 +140,10 @@ def paper(llama_path: str, dinov2_path: str, convnext_path: str) -> EarthGPTConf
     return EarthGPTConfig(
         preset="paper",
         image_size=224,
-        image_mean=(0.485, 0.456, 0.406),
-        image_std=(0.229, 0.224, 0.225),
         vit=ViTConfig(path=dinov2_path, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                       intermediate_size=4096, patch_size=14, layers=(8, 16, 24)),
         cnn=CNNConfig(backend="open_clip", path=convnext_path, hidden_sizes=(192, 384, 768, 1536),
-                      depths=(3, 3, 27, 3), stages=(1, 2, 3), scale_channels=512),
+                      depths=(3, 3, 27, 3), stages=(1, 2, 3), scale_channels=512, mean=CLIP_MEAN, std=CLIP_STD),
         llm=LLMConfig(path=llama_path, vocab_size=32000, hidden_size=4096, intermediate_size=11008,
                       num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
                       max_position_embeddings=4096, rms_norm_eps=1e-5),
@@ -138,5 +151,3 @@ def paper(llama_path: str, dinov2_path: str, convnext_path: str) -> EarthGPTConf
         max_text_tokens=2048 - 256,
     )
 
-
-PRESETS = {"tiny": tiny, "paper": paper}

@@ -960,6 +960,11 @@ class MMRSDataModule(L.LightningDataModule):
     def stats(self) -> StreamStats:
         return self._train().stats
 
+    @property
+    def validates(self) -> bool:
+        """Whether there is validation data: held-out records or validation splits."""
+        return bool(self.config.holdout_permille or self.config.val_splits)
+
     def state_dict(self) -> dict[str, Any]:
         if self.train_stream is None:
             return dict(self._saved_state or {})

@@ -53,6 +53,7 @@ class DistributedConfig:
     micro_batch_size: int = 1  # samples per device per forward
     activation_checkpointing: bool = False  # recompute each LLaMA block in the backward pass
     processes: int = 1  # training processes per machine (one per GPU); > 1: launched by torchrun (models.launch)
+    cpu_threads: int | None = None  # torch's CPU threads, fixed for the same numbers on every machine (numerics.py)
 
     def __post_init__(self) -> None:
         _require(self.strategy in get_args(StrategyName), f"strategy {self.strategy!r} not in {get_args(StrategyName)}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from mmrs.templates import category_detection_prompt, count_noun, count_question, plural
+from mmrs.templates import count_hint_prompt, count_question, first_count, plural
 from models.earthgpt import EarthGPT
 from models.image_transform import preprocess
 from models.tokenization import encode_prompt
@@ -79,30 +78,5 @@ class ChatSession:
 
         Returns (parsed count or None, detection answer). Without a parsable count, plain detection is asked.
         """
-        count = parse_count(self.ask(count_question(plural(noun))))
+        count = first_count(self.ask(count_question(plural(noun))))
         return count, self.ask(count_hint_prompt(noun, count, oriented))
-
-
-def count_hint_prompt(noun: str, count: int | None, oriented: bool) -> str:
-    """Second half of count-then-detect: the referring detection prompt after the count as a hint, worded
-    as the training answers word counts ("There is one plane in the image.", "There are two planes ...",
-    "There are 13 planes ..."; no count: no hint). noun: the class in the singular."""
-    prompt = category_detection_prompt(plural(noun), oriented)
-    if count is None:
-        return prompt
-    counted = f"no {plural(noun)}" if count == 0 else count_noun(count, noun)
-    return f"There {'is' if count == 1 else 'are'} {counted} in the image. {prompt}"
-
-
-_NUMBER_WORDS = {w: i for i, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
-
-
-def parse_count(text: str) -> int | None:
-    """First count in an answer, as digits or a number word ('There are eight ...' -> 8)."""
-    for token in re.findall(r"[a-z]+|\d+", text.lower()):
-        if token.isdigit():
-            return int(token)
-        if token in _NUMBER_WORDS:
-            return _NUMBER_WORDS[token]
-    return None

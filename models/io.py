@@ -17,12 +17,14 @@ import hashlib
 import json
 import os
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import ConvNextConfig, ConvNextModel, Dinov2Config, Dinov2Model, LlamaConfig, LlamaForCausalLM
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
@@ -32,18 +34,34 @@ from models.config import EarthGPTConfig
 from models.earthgpt import EarthGPT
 from models.tokenization import load_tokenizer, save_tokenizer
 from models.vision import VisualPerception
-from models.weights import localize
+from models.weights import BadModelError, check_model_folder, localize
 
 
 @contextlib.contextmanager
 def writable_folder(url: str | Path) -> Iterator[Path]:
-    """A local folder to write `url`'s files into: `url` itself when local; else a temporary folder whose
-    files replace those under `url` when the block ends without error."""
+    """A local folder to write `url`'s files into, whose files replace those under `url` when the block ends
+    without error: never half a model under `url`. Local: a temporary sibling folder renamed into place (the
+    previous folder moved aside first, then removed); what a killed save left beside it (`.<name>.tmp-*`,
+    `.<name>.old-*`) is removed first. Object stores: a temporary local folder uploaded file by file."""
     fs, path = fsspec.core.url_to_fs(str(url))
     if is_local_fs(fs):
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        yield folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.parent.glob(f".{folder.name}.tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in folder.parent.glob(f".{folder.name}.old-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            yield scratch
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        old = folder.parent / f".{folder.name}.old-{scratch.name.rsplit('-', 1)[1]}"
+        if folder.exists():
+            folder.rename(old)
+        scratch.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
         return
     with tempfile.TemporaryDirectory() as scratch:
         yield Path(scratch)
@@ -92,7 +110,9 @@ def model_digest(folder: str | Path) -> str:
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu"):
     """-> (EarthGPT in eval mode, tokenizer). The skeleton is built on the meta device, then the saved
-    tensors are assigned, so a 7B model is not initialised twice."""
+    tensors are assigned, so a 7B model is not initialised twice. The folder is checked first
+    (models.weights.check_model_folder): MissingWeightsError / BadModelError name what is wrong."""
+    check_model_folder(str(folder))
     local = localize(str(folder), "EarthGPT model")
     meta = json.loads((local / "earthgpt.json").read_text(encoding="utf-8"))
     config = EarthGPTConfig.from_dict(meta["config"])
@@ -103,6 +123,14 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
         llm=dataclasses.replace(config.llm, path=None),
     )
     hf = {n: json.loads((local / f"{n}_config.json").read_text(encoding="utf-8")) for n in ("vit", "cnn", "llm")}
+    try:
+        return _load(local, folder, meta, config, hf, device)
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise BadModelError(f"{folder} cannot be loaded as an EarthGPT model: {type(error).__name__}: "
+                            f"{str(error)[:500]}") from None
+
+
+def _load(local: Path, folder: str | Path, meta: dict, config: EarthGPTConfig, hf: dict, device):
     with torch.device("meta"):
         llm = LlamaForCausalLM(LlamaConfig.from_dict(hf["llm"]))
         vision = VisualPerception(config, llm.config.hidden_size,
@@ -111,10 +139,14 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
         model = EarthGPT(config, llm=llm, vision=vision)
         if meta["stage"] == "stage3":
             model.set_stage("stage3")
-    state = load_file(str(local / "model.safetensors"), device=str(device))
+    try:
+        state = load_file(str(local / "model.safetensors"), device=str(device))
+    except SafetensorError as error:
+        raise BadModelError(f"{folder}/model.safetensors cannot be read: {error}") from None
     model.load_state_dict(state, strict=True, assign=True)
-    # RoPE frequencies are a non-persistent buffer (not saved): recompute them for real
+    # non-persistent buffers (not saved) are still on the meta device: RoPE frequencies, pixel statistics
     model.llm.model.rotary_emb = LlamaRotaryEmbedding(config=model.llm.config).to(device)
+    model.vision.set_normalisation(device)
     left_on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left_on_meta:
         raise RuntimeError(f"tensors not restored from {local}: {left_on_meta[:5]}")

@@ -37,8 +37,10 @@ from models.distributed import DistributedConfig, apply_activation_checkpointing
 from models.earthgpt import EarthGPT
 from models.io import load_model, writable_folder
 from models.layout import ModelLayout, Stage
+from models.numerics import set_cpu_threads
+from models.progress import loss_curve_png
 from models.tokenization import load_tokenizer, save_tokenizer, train_bpe_tokenizer
-from models.tracking import TrackingSettings, log_earthgpt_model
+from models.tracking import TrackingSettings, describe_model_version, git_commit, log_earthgpt_model
 from models.trainer import StageConfig, StageResult, lead_rank, run_key, train_stage
 from models.training import OptimConfig
 from models.weights import localize
@@ -267,6 +269,7 @@ def data_version(config: DataConfig) -> tuple[str, list[list[str]]]:
 def run_stage(ctx: TrainingContext, stage: Stage, callbacks: list | None = None) -> StageOutcome:
     """Train one stage from the previous stage's model (or reuse its completed run of the same key)."""
     settings = ctx.train.stage(stage)
+    set_cpu_threads(ctx.distributed.cpu_threads)
     model, tokenizer = starting_model(ctx, stage)
     data = data_config(ctx, stage)
     content_hash, shards = data_version(data)
@@ -294,7 +297,13 @@ def run_stage(ctx: TrainingContext, stage: Stage, callbacks: list | None = None)
                          tags={"data_version": content_hash, **ctx.tags}, callbacks=callbacks,
                          on_run_start=log_inputs)
     outcome = _outcome(stage, config.run_key, result, model)
-    if outcome.steps >= settings.max_steps and lead_rank():  # a run stopped early is resumed next time, not reused
+    if not lead_rank():  # under torchrun only rank 0 tracks and writes
+        return outcome
+    if outcome.losses:
+        mlflow.set_tracking_uri(ctx.tracking.uri)
+        mlflow.MlflowClient().log_image(outcome.run_id, _png_image(loss_curve_png(
+            outcome.losses, outcome.val_losses, f"{stage}: run {outcome.run_id[:8]}")), LOSS_CURVE)
+    if outcome.steps >= settings.max_steps:  # a run stopped early is resumed next time, not reused
         write_json(ctx.layout.run_record(stage), outcome.to_dict())
     return outcome
 
@@ -303,6 +312,18 @@ def training_code_version() -> str:
     """The version of the code a stage runs (models/ and what it imports): part of every run key, so an edit
     to the model, the data pipeline or the trainer trains afresh."""
     return code_version("models.stages")
+
+
+LOSS_CURVE = "loss_curve.png"  # in each stage's MLflow run
+
+
+def _png_image(png: bytes):
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        return image.convert("RGB")
 
 
 def completed_run(layout: ModelLayout, stage: Stage) -> StageOutcome | None:
@@ -370,5 +391,13 @@ def register_model(ctx: TrainingContext, outcome: StageOutcome) -> dict[str, Any
                                   registered_model_name=ctx.tracking.registered_model)
     registration = {"tracking_uri": ctx.tracking.uri, "run_id": outcome.run_id, "model_uri": info.model_uri,
                     "registered_model": ctx.tracking.registered_model, "version": info.registered_model_version}
+    data_version = mlflow.get_run(outcome.run_id).data.tags.get("data_version", "unknown")
+    describe_model_version(
+        ctx.tracking, info.registered_model_version,
+        f"EarthGPT after stage 3 (unified instruction tuning), preset {ctx.train.model.preset}: {outcome.steps} "
+        f"steps on MMRS-1M data version {data_version[:16]}, final training loss "
+        f"{outcome.losses[-1] if outcome.losses else float('nan'):.4f}. Not evaluated yet.",
+        {"stage": "stage3", "preset": ctx.train.model.preset, "data_version": data_version,
+         "run_key": outcome.run_key, "git_commit": git_commit()})
     write_json(url, registration)
     return registration

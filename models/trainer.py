@@ -3,9 +3,12 @@
 One MLflow run per stage: parameters, per-step loss and learning rate, system metrics, checkpoints and the
 saved model folder as artifacts, tags for the data version, git commit and Dagster run id. Checkpoints are
 written every `checkpoint_every` steps and at the end (`last.ckpt`); a run started again with the same
-checkpoint folder resumes from `last.ckpt` (model, optimiser, schedule and data position), so a killed run
-loses at most the steps since the last checkpoint. Folders may be local or on an object store (s3://):
-Lightning writes and reads checkpoints through fsspec.
+checkpoint folder resumes from the newest complete checkpoint of any kind (`last.ckpt` or a step
+checkpoint, by the step it holds: a run killed after writing `step-step=100.ckpt` but before `last.ckpt`
+resumes at step 100), with model, optimiser, schedule and data position, so a killed run loses at most the
+steps since the last checkpoint. A checkpoint that is cut off (its zip directory unreadable) is passed
+over. Folders may be local or on an object store (s3://): Lightning writes and reads checkpoints through
+fsspec.
 
 Which run a checkpoint folder belongs to: `StageConfig.run_key` (see `run_key`: the stage's settings, its
 data and the weights it starts from). With a key, only checkpoints of the same key are resumed; another
@@ -21,8 +24,11 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import posixpath
+import re
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +43,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from mmrs.storage import is_local_fs
 from models.earthgpt import EarthGPT
 from models.io import save_model, writable_folder
+from models.progress import TrainingProgress
 from models.tracking import TrackingSettings, experiment_id, git_commit
 from models.training import EarthGPTModule, OptimConfig
 
@@ -52,6 +59,7 @@ class StageConfig:
     seed: int = 0
     trainer: dict[str, Any] = field(default_factory=dict)  # extra L.Trainer kwargs (strategy, precision, ...)
     run_key: str | None = None  # see run_key(); None: resume any last.ckpt (another data position is refused)
+    log_every: int = 25  # steps between progress lines in the log (models.progress)
 
 
 @dataclass
@@ -121,22 +129,92 @@ def _stable(value: Any) -> Any:
             "config": _stable(getattr(value, "config", None))}
 
 
+_STEP_IN_NAME = re.compile(r"step=(\d+)")
+
+
+class _Stub(dict):
+    """Stands in for any object of a checkpoint's pickle while only its step is read (takes items, elements
+    and state, keeps nothing of them but the items)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def append(self, item) -> None:
+        pass
+
+    def extend(self, items) -> None:
+        pass
+
+
+_PLAIN = {("builtins", n) for n in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "str", "bytes",
+                                    "bool", "complex", "bytearray")} | {("collections", "OrderedDict")}
+
+
+class _StepReader(pickle.Unpickler):
+    """Unpickles a Lightning checkpoint's `data.pkl` without its tensors and without importing or running
+    anything: plain containers are themselves, every other class or function a stub, every tensor storage
+    None. Enough to read `global_step`."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _PLAIN:
+            return super().find_class(module, name)
+        return _Stub
+
+    def persistent_load(self, pid):
+        return None
+
+
+def checkpoint_step(fs, path: str) -> int | None:
+    """The global step a checkpoint holds, None when it is not a complete checkpoint: its zip directory
+    (written last) unreadable, or no step in it. From the file name when it has one (`step-step=100.ckpt`),
+    after the zip check; else (`last.ckpt`) from its pickle, read without its tensors."""
+    try:
+        with fs.open(path, "rb") as f, zipfile.ZipFile(f) as archive:
+            named = _STEP_IN_NAME.search(posixpath.basename(path))
+            if named:
+                return int(named.group(1))
+            pickled = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if pickled is None:
+                return None
+            state = _StepReader(archive.open(pickled)).load()
+    except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, KeyError):
+        return None
+    step = state.get("global_step") if isinstance(state, dict) else None
+    return step if isinstance(step, int) else None
+
+
+def newest_checkpoint(fs, folder: str) -> str | None:
+    """The complete checkpoint (`*.ckpt`) of the folder with the highest step; `last.ckpt` on a tie (it is
+    written after the step checkpoint of the same save). None when there is none."""
+    if not fs.isdir(folder):
+        return None
+    found = []
+    for path in fs.ls(folder, detail=False):
+        if path.endswith(".ckpt") and (step := checkpoint_step(fs, path)) is not None:
+            found.append((step, posixpath.basename(path) == "last.ckpt", path))
+    return max(found)[2] if found else None
+
+
 def _checkpoint_to_resume(checkpoints: str, key: str | None) -> str | None:
-    """last.ckpt if it belongs to this run. Checkpoints of another run key (or of no recorded key, when this
-    run has one) are moved to `checkpoints.superseded`, replacing an older generation there. The key of the
-    checkpoints is kept beside them, in `checkpoints.run_key` (Lightning wants the folder to itself). Only
-    rank 0 moves and writes (torchrun starts every rank here); the others decide the same way, read-only."""
+    """The newest complete checkpoint (newest_checkpoint) if it belongs to this run. Checkpoints of another run
+    key (or of no recorded key, when this run has one) are moved to `checkpoints.superseded`, replacing an
+    older generation there. The key of the checkpoints is kept beside them, in `checkpoints.run_key`
+    (Lightning wants the folder to itself). Only rank 0 moves and writes (torchrun starts every rank here);
+    the others decide the same way, read-only."""
     fs, folder = fsspec.core.url_to_fs(checkpoints)
-    last = posixpath.join(folder, "last.ckpt")
+    newest = newest_checkpoint(fs, folder)
     key_file = folder.rstrip("/") + ".run_key"
     writer = lead_rank()
     if key is None:  # an unkeyed run: what it writes belongs to no key
         if writer and fs.exists(key_file):
             fs.rm(key_file)
-        return _url(checkpoints, last) if fs.exists(last) else None
+        return _url(checkpoints, newest) if newest else None
     saved = fs.cat_file(key_file).decode().strip() if fs.exists(key_file) else None
-    if fs.exists(last) and saved == key:
-        return _url(checkpoints, last)
+    if newest and saved == key:
+        return _url(checkpoints, newest)
     if writer:
         if fs.exists(folder) and fs.ls(folder):
             superseded = folder.rstrip("/") + ".superseded"
@@ -185,9 +263,10 @@ def train_stage(model: EarthGPT, tokenizer, datamodule: L.LightningDataModule, c
             default_root_dir=config.checkpoint_dir if local_checkpoints else scratch,
             callbacks=[ModelCheckpoint(dirpath=config.checkpoint_dir, every_n_train_steps=config.checkpoint_every,
                                        save_last=True, save_top_k=-1, filename="step-{step}"), history,
-                       *(callbacks or [])],
-            enable_model_summary=False, deterministic=True, num_sanity_val_steps=0,
+                       TrainingProgress(config.stage, config.log_every), *(callbacks or [])],
+            enable_model_summary=False, enable_progress_bar=False, deterministic=True, num_sanity_val_steps=0,
             val_check_interval=config.val_every, check_val_every_n_epoch=None if config.val_every else 1,
+            limit_val_batches=None if _validates(datamodule) else 0,
             **({"accelerator": "cpu"} | config.trainer),
         )
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
@@ -205,6 +284,11 @@ def train_stage(model: EarthGPT, tokenizer, datamodule: L.LightningDataModule, c
 def lead_rank() -> bool:
     """Whether this process is the one that writes (rank 0 of a torchrun launch, or the only process)."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def _validates(datamodule: L.LightningDataModule) -> bool:
+    """Whether the data module has validation data (else Lightning is told to run no validation loop)."""
+    return bool(getattr(datamodule, "validates", True))
 
 
 def losses_fell(losses: list[float], window: int = 10) -> bool:

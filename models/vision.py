@@ -22,21 +22,26 @@ from transformers import ConvNextConfig, ConvNextModel, Dinov2Config, Dinov2Mode
 from models.config import CNNConfig, EarthGPTConfig, ViTConfig
 from models.weights import localize
 
+# The encoders are frozen: built without dropout and drop-path, they compute their inference function in
+# train and eval mode alike, so the whole model can follow Lightning's train()/eval() switches.
+_VIT_FROZEN = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "drop_path_rate": 0.0}
+_CNN_FROZEN = {"drop_path_rate": 0.0}
+
 
 def build_vit(config: ViTConfig, image_size: int) -> Dinov2Model:
     """DINOv2 from an HF folder, or randomly initialised from the config fields."""
     if config.path:
-        return Dinov2Model.from_pretrained(localize(config.path, "DINOv2 ViT"))
+        return Dinov2Model.from_pretrained(localize(config.path, "DINOv2 ViT"), **_VIT_FROZEN)
     return Dinov2Model(Dinov2Config(
         hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
-        patch_size=config.patch_size, image_size=image_size,
+        patch_size=config.patch_size, image_size=image_size, **_VIT_FROZEN,
     ))
 
 
 def _convnext_config(config: CNNConfig) -> ConvNextConfig:
     return ConvNextConfig(hidden_sizes=list(config.hidden_sizes), depths=list(config.depths),
-                          num_stages=len(config.depths))
+                          num_stages=len(config.depths), **_CNN_FROZEN)
 
 
 # open_clip / timm ConvNeXt trunk names -> transformers ConvNextModel names
@@ -74,7 +79,7 @@ def build_cnn(config: CNNConfig) -> ConvNextModel:
         return ConvNextModel(_convnext_config(config))
     location = localize(config.path, "ConvNeXt CNN")
     if config.backend == "hf":
-        return ConvNextModel.from_pretrained(location)
+        return ConvNextModel.from_pretrained(location, **_CNN_FROZEN)
     if config.backend != "open_clip":
         raise ValueError(f"unknown CNN backend {config.backend!r} (hf | open_clip)")
     file = location / "open_clip_model.safetensors" if location.is_dir() else location
@@ -112,16 +117,17 @@ class VisualPerception(nn.Module):
         self.cnn = cnn if cnn is not None else build_cnn(config.cnn)
         for encoder in (self.vit, self.cnn):
             encoder.requires_grad_(False)
-            encoder.eval()
+        self.set_normalisation()
         vit_width = self.vit.config.hidden_size * len(config.vit.layers)
         cnn_widths = [self.cnn.config.hidden_sizes[s - 1] for s in config.cnn.stages]
         self.projector = Projector(vit_width, cnn_widths, config.cnn.scale_channels, llm_width)
 
-    def train(self, mode: bool = True) -> VisualPerception:
-        super().train(mode)
-        self.vit.eval()  # frozen encoders stay in inference mode (no dropout / drop-path)
-        self.cnn.eval()
-        return self
+    def set_normalisation(self, device: torch.device | str | None = None) -> None:
+        """Each encoder's input mean and std (1, 3, 1, 1) as buffers, from the config (not saved)."""
+        for name, encoder in (("vit", self.config.vit), ("cnn", self.config.cnn)):
+            for stat in ("mean", "std"):
+                value = torch.tensor(getattr(encoder, stat), device=device).view(1, 3, 1, 1)
+                self.register_buffer(f"{name}_{stat}", value, persistent=False)
 
     @property
     def num_tokens(self) -> int:
@@ -147,10 +153,11 @@ class VisualPerception(nn.Module):
         return out
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels (B, C, S, S) normalised, C in {1, 3} -> visual tokens (B, g*g, D_llm)."""
+        """pixels (B, C, S, S) in [0, 1], C in {1, 3} -> visual tokens (B, g*g, D_llm). Each encoder sees the
+        pixels normalised with its own statistics (DINOv2: ImageNet's; the paper's CLIP ConvNeXt: CLIP's)."""
         if pixels.shape[1] == 1:
             pixels = pixels.expand(-1, 3, -1, -1)
         with torch.no_grad():
-            vit_tokens = self.vit_features(pixels)
-            cnn_tokens = self.cnn_features(pixels)
+            vit_tokens = self.vit_features((pixels - self.vit_mean) / self.vit_std)
+            cnn_tokens = self.cnn_features((pixels - self.cnn_mean) / self.cnn_std)
         return self.projector(vit_tokens, cnn_tokens)

@@ -1,10 +1,16 @@
-"""The `earthgpt` command line: one subcommand per pipeline capability."""
+"""The `earthgpt` command line: one subcommand per pipeline capability.
+
+Errors are one line on stderr: exit status 2 for bad input (a missing or malformed file, a path that leaves
+its release, an image that does not decode, a wrong setting), 1 for a failure of the environment (an object
+store unreachable after retries, a full disk) or of the program; `--debug` adds the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +47,7 @@ def _convert(args: argparse.Namespace) -> int:
     from mmrs.build import build_mmrs_1m, convert_source, statistics_table
     from mmrs.registry import SOURCES, get_source
     from mmrs.shards import join
-    from mmrs.storage import MissingFileError, SourceRoot
+    from mmrs.storage import SourceRoot
 
     if args.all == bool(args.source):
         print("give either one SOURCE or --all", file=sys.stderr)
@@ -54,19 +60,31 @@ def _convert(args: argparse.Namespace) -> int:
             return 2
     else:
         names = args.only or list(SOURCES)
+        unknown = [n for n in names if n not in SOURCES]
+        if unknown:
+            print(f"error: unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}", file=sys.stderr)
+            return 2
         plan = [(SOURCES[n], join(args.root, SOURCES[n].release_folder)) for n in names]
         missing = [spec.name for spec, root in plan if not SourceRoot(root).exists("")]
+        plan = [(spec, root) for spec, root in plan if spec.name not in missing]
+        if not plan:
+            looked = ", ".join(SOURCES[n].release_folder for n in names)
+            print(f"error: no release found under {args.root} (looked for the folders {looked})", file=sys.stderr)
+            return 2
         if missing:
             print(f"not found under {args.root}, skipped: {', '.join(missing)}", file=sys.stderr)
-        plan = [(spec, root) for spec, root in plan if spec.name not in missing]
     manifests = []
     for spec, root in plan:
         with tqdm(desc=spec.name, unit="image", disable=args.quiet) as bar:
             try:
-                manifests.append(convert_source(spec, root, args.out, progress=bar.update))
-            except MissingFileError as error:
-                print(f"error: {spec.name}: {error}", file=sys.stderr)
-                return 1
+                manifest = convert_source(spec, root, args.out, progress=bar.update)
+            except Exception as error:
+                error.add_note(spec.name)  # the one-line error names the source
+                raise
+        manifests.append(manifest)
+        if manifest["absent_splits"]:
+            absent = "; ".join(f"{split} ({what})" for split, what in manifest["absent_splits"].items())
+            print(f"{spec.name}: converted without its absent splits: {absent}", file=sys.stderr)
     if args.all and manifests:
         merged = build_mmrs_1m(args.out, [m["source"] for m in manifests])
         print(f"mmrs_1m: {merged['records']:,} records, {merged['rounds']:,} rounds -> "
@@ -76,17 +94,21 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from models.image_transform import read_image
+    # The model folder and the image are checked before torch is imported or the model loaded: a mistake is
+    # answered in a second, not after the half minute those take.
+    from mmrs.imaging import read_pixels
+    from models.weights import check_model_folder
+
+    check_model_folder(args.model)
+    path = Path(args.image)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    image = read_pixels(path.read_bytes(), args.max_image_pixels, str(path))
+
     from models.inference import ChatSession, GenerationOptions
     from models.io import load_model
-    from models.weights import MissingWeightsError
 
-    try:
-        model, tokenizer = load_model(args.model)
-        image = read_image(Path(args.image))
-    except (MissingWeightsError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    model, tokenizer = load_model(args.model)
     options = GenerationOptions(max_new_tokens=args.max_new_tokens, do_sample=args.temperature > 0,
                                 temperature=args.temperature or 1.0)
     session = ChatSession(model, tokenizer, image, options)
@@ -249,6 +271,8 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmrs.imaging import MAX_IMAGE_PIXELS
+
     parser = argparse.ArgumentParser(prog="earthgpt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     sample = commands.add_parser(
@@ -301,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--prompt", help="ask this one question, print the answer and exit")
     chat.add_argument("--max-new-tokens", type=_positive_int, default=128)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
+    chat.add_argument("--max-image-pixels", type=_positive_int, default=MAX_IMAGE_PIXELS,
+                      help=f"refuse images whose header announces more pixels (default {MAX_IMAGE_PIXELS:,})")
     chat.set_defaults(func=_chat)
 
     listing = commands.add_parser("benchmarks", help="list the paper's benchmarks (table, source, split, metrics)")
@@ -337,18 +363,57 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--clip", metavar="DIR", help="CLIP model folder: detection confidence by CLIP similarity")
     score.add_argument("--images", metavar="ROOT", help="image root for --clip (default: from REF's manifest.json)")
     score.set_defaults(func=_score)
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error (anywhere on the "
+                                                             "command line)")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from mmrs.settings import SettingsError
+def exit_status(error: BaseException) -> int:
+    """2 for bad input, 1 for a failure of the environment or of the program (module docstring)."""
+    from mmrs.storage import is_environment_error
 
-    args = build_parser().parse_args(argv)
+    if is_environment_error(error):
+        return 1
+    if isinstance(error, ValueError | FileNotFoundError | NotADirectoryError | IsADirectoryError | KeyError):
+        return 2  # missing or malformed input, wrong settings or names (SettingsError, UnsafePathError, ... are
+        #           ValueErrors; an unknown source or profile a KeyError)
+    return 1
+
+
+def describe(error: BaseException) -> str:
+    """The one line an error is reported as: what it was about (the source being converted), its kind when it
+    is not bad input, and its message."""
+    from mmrs.storage import is_environment_error
+
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, KeyError) and error.args:
+        text = str(error.args[0])
+    if is_environment_error(error):
+        text = f"environment: {text}"
+    elif exit_status(error) == 1:
+        text = f"{type(error).__name__}: {text}"
+    notes = getattr(error, "__notes__", None)
+    return f"{': '.join(notes)}: {text}" if notes else text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return args.func(args)
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (--debug shows the traceback)"
+        print(f"error: {describe(error)}{hint if exit_status(error) == 1 else ''}", file=sys.stderr)
+        return exit_status(error)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from assets.mmrs import build_mmrs_assets
 from assets.resources import resources_from_settings
 from assets.sample_corpus import build_sample_assets
 from assets.training import build_training_assets
+from assets.versioning import build_versioning_asset
 from evaluation.benchmarks import BENCHMARKS
 from mmrs.registry import SOURCES
 from pipelines.executors import conversion_executor, default_executor, placements
@@ -41,6 +42,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                            placements=placed),
         *training,
         *build_evaluation_assets(enabled_benchmarks(settings), settings.evaluation.protocol, placed),
+        build_versioning_asset(settings.versioning, fed_by_sample_corpus=settings.uses_sample_corpus),
     ]
     sample_corpus_job = dg.define_asset_job(
         "sample_corpus_job", selection=dg.AssetSelection.groups("sample_corpus"),

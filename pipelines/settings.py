@@ -22,6 +22,7 @@ import yaml
 
 from evaluation.settings import EvaluationSettings
 from mmrs.build import ConversionSettings
+from mmrs.dvc import VersioningSettings
 from mmrs.registry import SOURCES
 from mmrs.settings import SettingsError, from_mapping, to_mapping, with_overrides
 from mmrs.synthetic.corpus import SampleCorpusSettings
@@ -176,6 +177,7 @@ class Settings:
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     automation: AutomationSettings = field(default_factory=AutomationSettings)
     orchestration: OrchestrationSettings = field(default_factory=OrchestrationSettings)
+    versioning: VersioningSettings = field(default_factory=lambda: VersioningSettings(dvc=None))
 
     @property
     def uses_sample_corpus(self) -> bool:
@@ -287,4 +289,7 @@ def resolve_paths(settings: Settings) -> Settings:
     weights = WeightFolders(**{k: None if v is None else repo_path(v) for k, v in to_mapping(weights).items()})
     train = replace(settings.train, model=replace(settings.train.model, weights=weights))
     automation = replace(settings.automation, failures=repo_path(settings.automation.failures))
-    return replace(settings, storage=storage, mlflow=tracking, train=train, automation=automation)
+    versioning = replace(settings.versioning, repo=repo_path(settings.versioning.repo),
+                         dvc=None if settings.versioning.dvc is None else repo_path(settings.versioning.dvc))
+    return replace(settings, storage=storage, mlflow=tracking, train=train, automation=automation,
+                   versioning=versioning)

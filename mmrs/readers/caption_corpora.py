@@ -52,13 +52,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 
+from mmrs.imaging import MAX_IMAGE_PIXELS, UnreadableImageError, open_image
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import JsonDocument, RecordStore, Spool, read_json, stem
-from mmrs.storage import MissingFileError, SourceRoot, decode_text
+from mmrs.readers.common import JsonDocument, RecordStore, Spool, note_absent, read_json, stem
+from mmrs.storage import MissingFileError, SourceRoot, UnsafePathError, decode_text
 
 LAION_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")  # img2dataset encode_format values
 LAYOUTS = ("auto", "files", "webdataset")
@@ -127,10 +127,10 @@ def _coco_images(records: Iterable[Any], path: str, quarantine: Quarantine | Spo
     images: dict[int, _CocoImage] = {}
     for record in records:
         fields = _image_fields(record)
-        if fields is None:
-            quarantine.skip(path, "malformed image record", record)
-        elif fields[0] in images:
-            quarantine.skip(path, "duplicate image", record)
+        if fields is None:  # 0 units: its captions report themselves ("unknown image id")
+            quarantine.skip(path, "malformed image record", record, units=0)
+        elif fields[0] in images:  # 0 units: its captions go to the first image with the id
+            quarantine.skip(path, "duplicate image", record, units=0)
         else:
             images[fields[0]] = _CocoImage(*fields, _size(record))
     return images
@@ -173,10 +173,15 @@ def _coco_split(root: SourceRoot, spec: SourceSpec, split: str, path: str, image
         for image in images.values():
             texts = captions.all(image.id)
             if not texts:
-                quarantine.skip(path, "no captions", {"id": image.id, "file_name": image.file_name})
+                quarantine.skip(path, "no captions", {"id": image.id, "file_name": image.file_name}, units=0)
+                continue
+            try:
+                rel = root.member(image.file_name, image_dir)
+            except UnsafePathError as error:
+                quarantine.skip(path, "unsafe path", {"id": image.id, "problem": str(error)}, units=len(texts))
                 continue
             width, height = image.size or (None, None)
-            yield RawSample(source=spec.name, split=split, key=str(image.id), image=f"{image_dir}/{image.file_name}",
+            yield RawSample(source=spec.name, split=split, key=str(image.id), image=rel,
                             modality=spec.modality, width=width, height=height, captions=texts)
     finally:
         captions.close()
@@ -184,7 +189,13 @@ def _coco_split(root: SourceRoot, spec: SourceSpec, split: str, path: str, image
 
 def read_coco_captions(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Iterator[RawSample]:
     """COCO Caption (module docstring). options: splits (CocoSplit entries, in reading order)."""
-    located = [(s.split, *s.locate(root)) for s in spec.options["splits"]]
+    located, absent = [], {}
+    for split in spec.options["splits"]:
+        try:
+            located.append((split.split, *split.locate(root)))
+        except MissingFileError as error:
+            absent[split.split] = str(error).removeprefix("required annotation file missing: ")
+    note_absent(root, quarantine, len(located), absent, "annotation files")
     for split, path, image_dir in located:
         yield from _coco_split(root, spec, split, path, image_dir, quarantine)
 
@@ -290,7 +301,11 @@ class _Laion:
             if ext not in LAION_IMAGE_EXTENSIONS:
                 continue
             row = rows.get(key)
-            text = self.root.read_text(f"{folder}/{key}.txt") if f"{key}.txt" in names else None
+            try:
+                text = self.root.read_text(f"{folder}/{key}.txt") if f"{key}.txt" in names else None
+            except ValueError as error:  # neither UTF-8 nor GB18030
+                self.quarantine.skip(f"{folder}/{name}", "undecodable caption", str(error))
+                continue
             caption = _caption(text, row)
             size = row.size if row is not None else None
             if size is None and f"{key}.json" in names:
@@ -327,13 +342,17 @@ class _Laion:
             return None
         name, data = group[ext]
         image = f"{tar}::{name}"
-        caption = _caption(decode_text(group["txt"][1]) if "txt" in group else None, row)
+        try:
+            caption = _caption(decode_text(group["txt"][1], group["txt"][0]) if "txt" in group else None, row)
+        except ValueError as error:  # neither UTF-8 nor GB18030
+            self.quarantine.skip(image, "undecodable caption", str(error))
+            return None
         size = (row.size if row else None) or (_json_size(group["json"][1]) if "json" in group else None)
         if size is None:
             try:
-                with Image.open(io.BytesIO(data)) as decoded:
+                with open_image(io.BytesIO(data), MAX_IMAGE_PIXELS, image) as decoded:
                     size = decoded.size
-            except (OSError, Image.DecompressionBombError) as error:
+            except (OSError, UnreadableImageError) as error:
                 self.quarantine.skip(image, "unreadable image", str(error))
                 return None
         return self.sample(key, image, caption, size)
@@ -386,8 +405,9 @@ _COCO_SPLITS = tuple(
 
 SOURCES: list[SourceSpec] = [
     SourceSpec("coco_captions", "COCO Caption", ("captioning",), "optical", read_coco_captions,
-               options={"splits": _COCO_SPLITS}, train_splits=("train",), in_mmrs_1m=False),
+               options={"splits": _COCO_SPLITS, "natural_images": True}, train_splits=("train",), in_mmrs_1m=False),
     SourceSpec("laion", "LAION-400M", ("captioning",), "optical", read_laion,
-               options={"layout": "auto", "caption_columns": ("caption", "TEXT")}, train_splits=("train",),
+               options={"layout": "auto", "caption_columns": ("caption", "TEXT"), "natural_images": True},
+               train_splits=("train",),
                in_mmrs_1m=False),
 ]

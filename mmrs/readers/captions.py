@@ -26,7 +26,7 @@ from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
 from mmrs.readers.common import ClassMap, JsonDocument, Spool, first_existing, read_json, stem
-from mmrs.storage import SourceRoot
+from mmrs.storage import SourceRoot, UnsafePathError
 
 _SPACED_PERIOD = re.compile(r" \.(?= |$)")
 _SCENE_NAME = re.compile(r"(.+?)_\d+")
@@ -107,18 +107,37 @@ class _Captions:
         return out
 
 
+def _image_path(root: SourceRoot, name: str, folder: str, path: str, texts: list[str],
+                quarantine: Quarantine) -> str | None:
+    """`folder/name` through the release's guard (SourceRoot.member); None after quarantining the image with
+    its captions when the name would leave the release."""
+    try:
+        return root.member(name, folder)
+    except UnsafePathError as error:
+        quarantine.skip(path, "unsafe path", {"filename": name, "problem": str(error)}, units=len(texts))
+        return None
+
+
+def _caption_units(record: Any) -> int:
+    """Captions a record holds: Karpathy `sentences` entries, NWPU-Captions `raw*` slots."""
+    if not isinstance(record, dict):
+        return 0
+    sentences = record.get("sentences")
+    return len(sentences) if isinstance(sentences, list) else len(_nwpu_pairs(record))
+
+
 def _check_image(record: Any, path: str, splits: Sequence[str], seen: set[tuple[str, str]],
                  quarantine: Quarantine | Spool) -> tuple[str, str] | None:
-    """(filename, split) of a record when it is usable, else None after quarantining it."""
+    """(filename, split) of a record when it is usable, else None after quarantining it (with its captions)."""
     if not isinstance(record, dict) or not isinstance(record.get("filename"), str) or not record["filename"]:
-        quarantine.skip(path, "malformed record", record)
+        quarantine.skip(path, "malformed record", record, units=_caption_units(record))
         return None
     filename, split = record["filename"], record.get("split")
     if split not in splits:
-        quarantine.skip(path, "unknown split", record)
+        quarantine.skip(path, "unknown split", record, units=_caption_units(record))
         return None
     if (stem(filename), split) in seen:
-        quarantine.skip(path, "duplicate image", record)
+        quarantine.skip(path, "duplicate image", record, units=_caption_units(record))
         return None
     seen.add((stem(filename), split))
     return filename, split
@@ -141,8 +160,10 @@ def read_karpathy(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
         return
     image_dir = first_existing(root, options["image_dirs"])
     for split, filename, texts in loaded[1].replay(quarantine):
-        yield RawSample(source=spec.name, split=split, key=stem(filename), image=f"{image_dir}/{filename}",
-                        modality=spec.modality, label=options["scene"](stem(filename)), captions=texts)
+        image = _image_path(root, filename, image_dir, path, texts, quarantine)
+        if image is not None:
+            yield RawSample(source=spec.name, split=split, key=stem(filename), image=image,
+                            modality=spec.modality, label=options["scene"](stem(filename)), captions=texts)
 
 
 def _karpathy_images(document: JsonDocument, path: str, options: Mapping[str, Any], spool: Spool) -> None:
@@ -190,8 +211,10 @@ def read_nwpu_captions(root: SourceRoot, spec: SourceSpec, quarantine: Quarantin
         return
     image_dir = first_existing(root, options["image_dirs"])
     for split, filename, class_name, texts in loaded[1].replay(quarantine):
-        yield RawSample(source=spec.name, split=split, key=stem(filename), image=f"{image_dir}/{class_name}/{filename}",
-                        modality=spec.modality, label=class_name, captions=texts)
+        image = _image_path(root, f"{class_name}/{filename}", image_dir, path, texts, quarantine)
+        if image is not None:
+            yield RawSample(source=spec.name, split=split, key=stem(filename), image=image,
+                            modality=spec.modality, label=class_name, captions=texts)
 
 
 def _nwpu_images(document: JsonDocument, path: str, options: Mapping[str, Any], spool: Spool) -> None:
@@ -200,7 +223,7 @@ def _nwpu_images(document: JsonDocument, path: str, options: Mapping[str, Any], 
     captions, seen = _Captions(path, spool), set()
     for class_name, records in document.pairs():
         if not isinstance(records, list):
-            spool.skip(path, "malformed record", {class_name: records})
+            spool.skip(path, "malformed record", {class_name: records}, units=_caption_units(records))
             continue
         for record in records:
             checked = _check_image(record, path, options["splits"], seen, spool)

@@ -65,10 +65,19 @@ from mmrs.geometry import rotated_rect_corners
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import ClassMap, JsonDocument, RecordStore, Spool, hash_split, read_json
+from mmrs.readers.common import (
+    ClassMap,
+    JsonDocument,
+    RecordStore,
+    Spool,
+    finite,
+    hash_split,
+    note_absent,
+    read_json,
+)
 from mmrs.readers.voc import pair_boxes, voc_samples
 from mmrs.readers.yolo import CLASS_FILES, SPLIT_FOLDERS, read_yolo
-from mmrs.storage import MissingFileError, SourceRoot
+from mmrs.storage import MissingFileError, SourceRoot, UnsafePathError
 
 POLYGON_TYPE = 3  # shapely.get_type_id of a Polygon
 _ABSENT = object()
@@ -120,18 +129,23 @@ class DocumentRules:
 # --- records ----------------------------------------------------------------------------------------
 
 def _numbers(value: Any, count: int) -> tuple[float, ...]:
-    """`count` numbers (JSON numbers or numeric strings such as " 6.0 ", "1e1": `float` takes both)."""
+    """`count` finite numbers (JSON numbers or numeric strings such as " 6.0 ", "1e1": `float` takes both;
+    NaN and infinities, which json.loads accepts, are refused)."""
     if not isinstance(value, list | tuple) or len(value) != count:
         raise BadRecord("malformed bbox")
+    return _finite(value)
+
+
+def _finite(values: Any) -> tuple[float, ...]:
     try:
-        return tuple(map(float, value))
+        return finite(values)
     except (TypeError, ValueError):
         raise BadRecord("malformed bbox") from None
 
 
 def _size(value: Any) -> int | None:
     try:
-        size = int(float(value))
+        size = int(finite([value])[0])
     except (TypeError, ValueError):
         return None
     return size if size > 0 else None
@@ -153,7 +167,7 @@ def segmentation_coords(segmentation: Any) -> list[float] | None:
         return None
     polygons = segmentation if isinstance(segmentation[0], list) else [segmentation]
     try:
-        coords = [float(c) for polygon in polygons for c in polygon]
+        coords = list(finite(c for polygon in polygons for c in polygon))
     except (TypeError, ValueError):
         return None
     return coords if len(coords) >= 6 and len(coords) % 2 == 0 else None
@@ -188,13 +202,13 @@ def parse_annotation(record: Any, categories: Mapping[str, str | None], rules: D
     polygon = None
     if rules.bbox == "xywh":
         x, y, w, h = _numbers(record.get("bbox"), 4)
-        hbb, obb = (x, y, x + w, y + h), None
+        hbb, obb = _finite((x, y, x + w, y + h)), None
         polygon = segmentation_coords(record.get("segmentation")) if rules.obb_from_segmentation else None
         if polygon is not None and len(polygon) == 8:
             obb, polygon = tuple(polygon), None
     else:
         cx, cy, w, h, angle = _numbers(record.get("bbox"), 5)
-        hbb, obb = None, tuple(c for point in rotated_rect_corners(cx, cy, w, h, angle) for c in point)
+        hbb, obb = None, _finite([c for point in rotated_rect_corners(cx, cy, w, h, angle) for c in point])
     difficult = _flag(record.get("difficult")) or _flag(record.get("iscrowd")) or label in rules.ignore_labels
     box = Box(label, hbb, obb, difficult)
     if polygon is not None:
@@ -229,7 +243,8 @@ def load_document(root: SourceRoot, rel: str, rules: DocumentRules, quarantine: 
     """Parse one COCO file, streamed; None (quarantined) when it is unusable as a whole."""
     uri = root.uri(rel)
     loaded = read_json(root, rel, quarantine, partial(_load_document, uri=uri, rules=rules), lists=("images",),
-                       path=uri, invalid="malformed json", malformed="no images list")
+                       path=uri, invalid="malformed json", malformed="no images list",
+                       optional_lists=("annotations", "annotation"))
     if loaded is None:
         return None
     document, spool = loaded
@@ -254,11 +269,11 @@ def _load_document(document: JsonDocument, spool: Spool, uri: str, rules: Docume
     for record in document.items("images"):
         try:
             image = parse_image(record, rules.meta_keys)
-        except BadRecord as error:
-            spool.skip(uri, str(error), record)
+        except BadRecord as error:  # 0 units: the annotations of its id report themselves ("unknown image id")
+            spool.skip(uri, str(error), record, units=0)
             continue
-        if image.id in ids:
-            spool.skip(uri, "duplicate image id", record)
+        if image.id in ids:  # 0 units: the annotations of its id go to the first image with it
+            spool.skip(uri, "duplicate image id", record, units=0)
             continue
         images.append(image)
         ids.add(image.id)
@@ -292,12 +307,16 @@ def _load_document(document: JsonDocument, spool: Spool, uri: str, rules: Docume
 
 def locate_images(root: SourceRoot, folders: Sequence[str], probe: str | None) -> tuple[str, bool]:
     """(image folder, whether file names are reduced to their base name): the first folder holding `probe`
-    as written, else by base name; the first folder when none does."""
+    as written, else by base name; the first folder when none does (or when `probe` is not a safe name)."""
     if probe is not None:
         for base_name in (False, True):
             name = posixpath.basename(probe) if base_name else probe
             for folder in folders:
-                if root.exists(posixpath.join(folder, name)):
+                try:
+                    candidate = root.member(name, folder)
+                except UnsafePathError:
+                    continue
+                if root.exists(candidate):
                     return folder, base_name
     return folders[0], False
 
@@ -336,31 +355,40 @@ def _split_samples(root: SourceRoot, spec: SourceSpec, part: CocoSplit, doc: Coc
         name = posixpath.basename(image.name) if base_name else image.name
         key = posixpath.splitext(name)[0]
         other = twins.pop(image.name, None)
+        objects, meta = doc.boxes_of(image.id), image.meta
         if key in seen:
-            quarantine.skip(root.uri(part.annotations), "duplicate key", image.name)
+            quarantine.skip(root.uri(part.annotations), "duplicate key", image.name, units=len(objects))
             continue
         seen.add(key)
-        objects, meta = doc.boxes_of(image.id), image.meta
+        try:
+            path = root.member(name, folder)
+        except UnsafePathError as error:
+            quarantine.skip(root.uri(part.annotations), "unsafe path", {"file_name": image.name,
+                                                                         "problem": str(error)}, units=len(objects))
+            continue
         if twin is not None:
             oriented = twin.boxes_of(other.id) if other is not None else []
             objects = pair_boxes(objects, oriented, quarantine)
             meta = (other.meta if other is not None else {}) | meta
         split = part.split or hash_split(key, options["fractions"])
-        yield RawSample(spec.name, split, key, posixpath.join(folder, name), spec.modality, image.width,
+        yield RawSample(spec.name, split, key, path, spec.modality, image.width,
                         image.height, objects=objects, meta=meta)
-    for image in twins.values():
-        quarantine.skip(root.uri(part.oriented), "image missing from the horizontal file", image.name)
+    for image in twins.values():  # 0 units: its objects are those of an image the horizontal file lacks
+        quarantine.skip(root.uri(part.oriented), "image missing from the horizontal file", image.name, units=0)
 
 
 def read_coco(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Iterator[RawSample]:
     """RawSamples of every CocoSplit in `spec.options["splits"]`, in order (see the module docstring)."""
     parts: Sequence[CocoSplit] = spec.options["splits"]
+    absent = {}
     for part in parts:
-        root.require(part.annotations, "annotation file")
-        if part.oriented:
-            root.require(part.oriented, "annotation file")
+        missing = [root.uri(f) for f in (part.annotations, part.oriented) if f and not root.exists(f)]
+        if missing:
+            absent[part.split or part.annotations] = ", ".join(missing)
+    note_absent(root, quarantine, len(parts) - len(absent), absent, "annotation files")
     for part in parts:
-        yield from _read_split(root, spec, part, quarantine)
+        if (part.split or part.annotations) not in absent:
+            yield from _read_split(root, spec, part, quarantine)
 
 
 # --- the F3-F7 infrared sets: format found at read time -------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import math
 import posixpath
 import re
 import sqlite3
@@ -19,7 +20,7 @@ from typing import IO, Any, TypeVar
 import ijson
 
 from mmrs.quarantine import Quarantine
-from mmrs.storage import SourceRoot
+from mmrs.storage import MissingFileError, SourceRoot
 
 T = TypeVar("T")
 
@@ -32,14 +33,36 @@ def is_image(name: str) -> bool:
 
 
 def parse_number(text: str | None) -> float:
-    """'123', ' 123.0 ', '1.2e+02' -> float. Raises ValueError on anything else (callers quarantine)."""
+    """'123', ' 123.0 ', '1.2e+02' -> float. Raises ValueError on anything else, NaN and infinities included
+    (callers quarantine): a non-finite number is never data."""
     if text is None:
         raise ValueError("missing number")
-    return float(text.strip())
+    value = float(text.strip())
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text.strip()!r}")
+    return value
+
+
+def finite(values: Iterable[Any]) -> tuple[float, ...]:
+    """`values` as floats (JSON numbers or numeric strings), all finite; ValueError otherwise. For numbers
+    from JSON (which may spell NaN and Infinity) and for coordinates computed from parsed ones (x + w may
+    overflow)."""
+    out = []
+    for value in values:
+        if isinstance(value, bool):
+            raise ValueError(f"not a number: {value!r}")
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"not a finite number: {value!r}")
+        out.append(number)
+    return tuple(out)
 
 
 class ClassMap:
-    """A dataset's class names: exact match first, then a case-/space-insensitive fallback.
+    """A dataset's class names: exact match first, then a case-/space-insensitive fallback, then a compact one
+    that drops every character but letters and digits (`expresswayservicearea`, the spelling of common
+    repacks, finds DIOR's `Expressway-Service-area`; `footballfield` finds `footballField`). A compact
+    spelling shared by two different classes matches neither.
 
     aliases map variant spellings (typos, other packagings) to the canonical name. Unknown names give None.
     """
@@ -48,13 +71,23 @@ class ClassMap:
         self.names = tuple(names)
         self._exact = {n: n for n in self.names} | dict(aliases or {})
         self._loose = {self._fold(k): v for k, v in self._exact.items()}
+        compact: dict[str, str | None] = {}
+        for key, value in self._exact.items():
+            folded = self._compact(key)
+            compact[folded] = value if compact.get(folded, value) == value else None
+        self._compact_names = {k: v for k, v in compact.items() if v is not None and k}
 
     @staticmethod
     def _fold(name: str) -> str:
         return re.sub(r"[\s_\-]+", " ", name.strip().lower())
 
+    @staticmethod
+    def _compact(name: str) -> str:
+        return re.sub(r"[^0-9a-z]", "", name.lower())
+
     def resolve(self, name: str) -> str | None:
-        return self._exact.get(name) or self._loose.get(self._fold(name))
+        return (self._exact.get(name) or self._loose.get(self._fold(name))
+                or self._compact_names.get(self._compact(name)))
 
 
 def display_name(label: str, names: Mapping[str, str] | None = None) -> str:
@@ -83,16 +116,40 @@ def stem(filename: str) -> str:
     return posixpath.splitext(posixpath.basename(filename))[0]
 
 
+def note_absent(root: SourceRoot, quarantine: Quarantine, present: int, absent: Mapping[str, str], what: str) -> None:
+    """A release with some splits absent is converted with what is there: each absent split (split -> the
+    missing folder or file) is recorded in the quarantine (the manifest lists them). MissingFileError naming
+    them all when none is present: a release with nothing usable is an error."""
+    if not present and absent:
+        raise MissingFileError(f"required {what} missing under {root.uri('')}: "
+                               + "; ".join(f"{split}: {missing}" for split, missing in absent.items()))
+    for split, missing in absent.items():
+        quarantine.split_absent(split, missing)
+
+
 def first_existing(root: SourceRoot, candidates: Sequence[str]) -> str:
     """The first candidate folder that exists, else the first one (the converter reports missing images)."""
     return next((c for c in candidates if root.isdir(c)), candidates[0])
+
+
+UNDECODABLE_LINE = "undecodable line"
+
+
+def text_lines(root: SourceRoot, path: str, quarantine: Quarantine) -> Iterator[str]:
+    """The lines of a line-per-record text file (label files, split lists), blank ones included; a line that
+    is neither UTF-8 nor GB18030 is quarantined alone ("undecodable line", one unit) and left out."""
+    for number, line in enumerate(root.read_lines(path), start=1):
+        if line is None:
+            quarantine.skip(path, UNDECODABLE_LINE, {"line": number})
+        else:
+            yield line
 
 
 def read_line_boxes(root: SourceRoot, path: str, parse: Callable[[str], Any], quarantine: Quarantine) -> list[Any]:
     """Parse a one-object-per-line label file: blank lines ignored, `parse(line)` returns the object or the
     reason (a str) to quarantine the line; objects in file order."""
     boxes = []
-    for raw in root.read_text(path).split("\n"):
+    for raw in text_lines(root, path, quarantine):
         line = raw.strip()
         if not line:
             continue
@@ -171,6 +228,25 @@ class JsonDocument:
         elif isinstance(self.data, dict):
             yield from self.data.items()
 
+    def kind(self, key: str) -> str | None:
+        """The JSON type of top-level `key`'s value ("array", "object", "string", "number", "boolean",
+        "null"), None when the key is absent. Streamed: a scan up to the key (a full pass when it is last)."""
+        if self.data is not _STREAMED:
+            if not isinstance(self.data, dict) or key not in self.data:
+                return None
+            value = self.data[key]
+            return ("array" if isinstance(value, list) else "object" if isinstance(value, dict) else
+                    "string" if isinstance(value, str) else "null" if value is None else
+                    "boolean" if isinstance(value, bool) else "number")
+        if not self._may_hold(key):
+            return None
+        events = self._stream(ijson.parse)
+        for prefix, event, value in events:
+            if prefix == "" and event == "map_key" and value == key:
+                _, event, _ = next(events)
+                return {"start_array": "array", "start_map": "object"}.get(event, event)
+        return None
+
     def is_object(self) -> bool:
         """Whether the top level is an object (streamed: by its first character; the document is valid)."""
         if self.data is not _STREAMED:
@@ -196,14 +272,17 @@ class Spool:
         self._file.write(self._LENGTH.pack(len(data)))
         self._file.write(data)
 
-    def skip(self, path: str, reason: str, record: Any = None) -> None:
+    def skip(self, path: str, reason: str, record: Any = None, units: int = 1) -> None:
         try:
-            self._write((0, (path, reason, record)))
+            self._write((0, (path, reason, record, units)))
         except ValueError:  # not marshal-able: the text Quarantine would write for it anyway
-            self._write((0, (path, reason, repr(record)[:2000])))
+            self._write((0, (path, reason, repr(record)[:2000], units)))
 
     def fix(self, reason: str, n: int = 1) -> None:
         self._write((1, (reason, n)))
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self._write((3, (reason, n)))
 
     def put(self, item: Any) -> None:
         self._write((2, item))
@@ -233,8 +312,10 @@ class Spool:
                 yield payload
             elif kind == 0:
                 quarantine.skip(*payload)
-            else:
+            elif kind == 1:
                 quarantine.fix(*payload)
+            else:
+                quarantine.drop(*payload)
 
     def flush_to(self, quarantine: Quarantine) -> None:
         """Replay a spool that holds quarantine entries only."""
@@ -249,12 +330,16 @@ class Spool:
 
 def read_json(root: SourceRoot, rel: str, quarantine: Quarantine, load: Callable[[JsonDocument, Spool], T],
               lists: Sequence[str] = (), *, path: str | None = None, invalid: str = "invalid json",
-              malformed: str | None = None) -> tuple[T, Spool] | None:
+              malformed: str | None = None, optional_lists: Sequence[str] = ()) -> tuple[T, Spool] | None:
     """Run `load(document, spool)` over a JSON file streamed, as if it had been parsed whole first: `load`
     collects (into disk-backed stores or the spool) and reports bad records to the spool; the caller replays
     the spool. None when the file is not usable, after quarantining it at `path` (default `rel`): not JSON
-    (reason `invalid`, json.loads's message), top level not an object or a key of `lists` not a list (reason
-    "malformed file", detail `malformed` or what is wrong).
+    (reason `invalid`, json.loads's message), top level not an object, a key of `lists` not a list (reason
+    "malformed file", detail `malformed` or what is wrong) or a key of `optional_lists` present but not a
+    list (a COCO `annotations` object would otherwise turn every image into one without objects).
+
+    A document that is not valid JSON as a whole keeps its valid part (`recover_json`): each damaged part is
+    quarantined with where it was (reason `invalid`), the rest is loaded.
 
     A streamed read that fails part-way, finds the top level is not an object, or finds a key of `lists`
     without elements (absent, empty or not a list: which one needs the whole document) is done again with
@@ -264,7 +349,9 @@ def read_json(root: SourceRoot, rel: str, quarantine: Quarantine, load: Callable
     try:
         if document.is_object():
             result = load(document, spool)
-            if all(document.counts.get(key, 0) > 0 for key in lists):
+            if all(document.counts.get(key, 0) > 0 for key in lists) and all(
+                    document.counts.get(key, 0) > 0 or document.kind(key) in (None, "array")
+                    for key in optional_lists):
                 return result, spool
     except (ijson.JSONError, ValueError):  # ijson's errors; ValueError: bad UTF-8, numbers out of range
         pass
@@ -272,18 +359,176 @@ def read_json(root: SourceRoot, rel: str, quarantine: Quarantine, load: Callable
     try:
         data = json.loads(root.read_text(rel))
     except ValueError as error:
-        quarantine.skip(path or rel, invalid, str(error))
-        return None
+        recovered = recover_json(root.read_bytes(rel))
+        if recovered is None:
+            quarantine.skip(path or rel, invalid, str(error), units=0)
+            return None
+        data, damage = recovered
+        for offset, detail in damage:  # what was lost is not known: the entry says where
+            quarantine.skip(path or rel, invalid, {"character": offset, "skipped": detail}, units=0)
     problem = None
     if not isinstance(data, dict):
         problem = "top level is not an object"
     elif missing := [key for key in lists if not isinstance(data.get(key), list)]:
-        problem = f"no {', '.join(repr(k) for k in missing)} list"
+        problem = malformed or f"no {', '.join(repr(k) for k in missing)} list"
+    elif wrong := [key for key in optional_lists if key in data and not isinstance(data[key], list)]:
+        problem = f"{', '.join(repr(k) for k in wrong)} is not a list but {type(data[wrong[0]]).__name__}"
     if problem is not None:
-        quarantine.skip(path or rel, "malformed file", malformed or problem)
+        quarantine.skip(path or rel, "malformed file", problem, units=0)
         return None
     spool = Spool()
     return load(JsonDocument(root, rel, data), spool), spool
+
+
+# --- JSON recovery --------------------------------------------------------------------------------------------
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    return _WHITESPACE.match(text, pos).end()
+
+
+def _valid_text(value: Any) -> bool:
+    """No lone surrogates anywhere in a parsed value (bytes that were not UTF-8, kept as surrogate escapes)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(_valid_text(v) for v in value)
+    if isinstance(value, dict):
+        return all(_valid_text(k) and _valid_text(v) for k, v in value.items())
+    return True
+
+
+def recover_json(data: bytes) -> tuple[dict[str, Any], list[tuple[int, str]]] | None:
+    """The valid part of a damaged JSON document whose top level is an object (an annotation file: its values
+    lists of records, or records): each top-level value and each element of a top-level list is parsed on its
+    own, so one bad byte costs the element it is in, not the file. A damaged element is skipped up to the next
+    element of the list that parses and has the keys every good element so far had (so a record nested inside
+    the damaged one is not taken for one of the list's); an element holding bytes that are not UTF-8 is
+    skipped too. Returns (the document, [(character offset, what was skipped)], one entry per damaged
+    stretch), or None when there is no top-level object or nothing in it to recover (the file is then
+    unusable as a whole)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("gb18030") if not _is_utf8(data) else data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "surrogateescape")
+    pos = _skip_space(text, 0)
+    if not text.startswith("{", pos):
+        return None
+    document: dict[str, Any] = {}
+    damage: list[tuple[int, int, str]] = []  # (start, end, what)
+    pos += 1
+    while True:
+        pos = _skip_space(text, pos)
+        if pos >= len(text):
+            damage.append((pos, pos, "document ends before its closing brace"))
+            break
+        if text[pos] == "}":
+            break
+        if text[pos] == ",":
+            pos += 1
+            continue
+        start = pos
+        try:
+            key, pos = _DECODER.raw_decode(text, pos)
+            pos = _skip_space(text, pos)
+            if not isinstance(key, str) or not text.startswith(":", pos):
+                raise ValueError("expected a key and a colon")
+            pos = _skip_space(text, pos + 1)
+            if text.startswith("[", pos):
+                value, pos = _recover_list(text, pos, damage)
+            else:
+                value, pos = _DECODER.raw_decode(text, pos)
+                if not _valid_text(value):
+                    damage.append((start, pos, f"value of {key!r} holds bytes that are not UTF-8"))
+                    continue
+        except ValueError as error:
+            damage.append((start, len(text), f"the rest of the document: {error}"))
+            break
+        document[key] = value
+    if not sum(len(v) if isinstance(v, list) else 1 for v in document.values()):
+        return None  # nothing was recovered: the file is unusable as a whole (json.loads says why)
+    merged: list[tuple[int, int, str]] = []
+    for start, end, what in damage:  # a cut-off file ends an element, its list and the document at once
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]), merged[-1][2])
+        else:
+            merged.append((start, end, what))
+    return document, [(start, what) for start, _, what in merged]
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            data.decode("gb18030")
+        except UnicodeDecodeError:
+            return True  # neither: UTF-8 with bad bytes (surrogate escapes mark them)
+        return False
+    return True
+
+
+def _recover_list(text: str, pos: int, damage: list[tuple[int, int, str]]) -> tuple[list[Any], int]:
+    """The elements of the list starting at `pos` (its `[`) that parse, and the position after its `]`."""
+    items: list[Any] = []
+    keys: set[str] | None = None  # the keys every good dict element so far had
+    pos += 1
+    while True:
+        pos = _skip_space(text, pos)
+        if pos >= len(text):
+            damage.append((pos, pos, "list not closed"))
+            return items, pos
+        if text[pos] == "]":
+            return items, pos + 1
+        if text[pos] == ",":
+            pos += 1
+            continue
+        start = pos
+        try:
+            item, end = _DECODER.raw_decode(text, pos)
+            after = _skip_space(text, end)
+            if after < len(text) and text[after] not in ",]":
+                raise ValueError("element not followed by ',' or ']'")
+        except ValueError:
+            pos = _resync(text, pos + 1, items, keys)
+            damage.append((start, pos, f"damaged element skipped: {text[start:min(pos, start + 200)]!r}"))
+            continue
+        pos = end
+        if not _valid_text(item):
+            damage.append((start, end, "element holds bytes that are not UTF-8"))
+            continue
+        if isinstance(item, dict):
+            keys = set(item) if keys is None else keys & set(item)
+        items.append(item)
+
+
+def _resync(text: str, pos: int, items: list[Any], keys: set[str] | None) -> int:
+    """The start of the next element after damage at `pos`: an element like the good ones (a dict with all
+    of `keys`, or of the first good element's type) that parses and is followed by ',' or ']'; the end of the
+    text when there is none."""
+    opener = "{" if not items or isinstance(items[0], dict) else "["
+    while (found := text.find(opener, pos)) >= 0:
+        pos = found + 1
+        try:
+            item, end = _DECODER.raw_decode(text, found)
+        except ValueError:
+            continue
+        after = _skip_space(text, end)
+        if after >= len(text) or text[after] not in ",]":
+            continue
+        if opener == "{" and (not isinstance(item, dict) or (keys and not keys <= set(item))):
+            continue
+        return found
+    return len(text)
 
 
 class RecordStore:

@@ -29,7 +29,7 @@ from typing import Any
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample, Referral
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import ClassMap, parse_number
+from mmrs.readers.common import ClassMap, note_absent, parse_number, text_lines
 from mmrs.readers.voc import (
     DIOR_CLASSES,
     XML_ERRORS,
@@ -86,12 +86,14 @@ def split_of_indices(root: SourceRoot, files: Sequence[tuple[str, str]], quarant
     indices listed in more than one file counted in quarantine.fixed["index in several split files"]."""
     owner: dict[int, str] = {}
     for split, rel in files:
-        for line in root.read_text(root.require(rel, "split file")).splitlines():
+        if not root.exists(rel):
+            continue
+        for line in text_lines(root, rel, quarantine):
             token = line.strip()
             if not token:
                 continue
-            if not token.isdigit():
-                quarantine.skip(rel, "malformed split line", line)
+            if not token.isdigit():  # 0 units: the object it meant is not known
+                quarantine.skip(rel, "malformed split line", line, units=0)
                 continue
             index = int(token)
             if index in owner:
@@ -102,16 +104,16 @@ def split_of_indices(root: SourceRoot, files: Sequence[tuple[str, str]], quarant
     return owner
 
 
-def _objects(root: SourceRoot, rel: str, quarantine: Quarantine) -> tuple[Element | None, list[Element], int]:
-    """(document, its objects, how many) of one xml; a malformed file gives (None, [], its `<object` tags)."""
+def _objects(root: SourceRoot, rel: str) -> tuple[Element | None, list[Element], int, str | None]:
+    """(document, its objects, how many, None) of one xml; a malformed file gives (None, [], its `<object`
+    tags, what is wrong)."""
     data = root.read_bytes(rel)
     try:
         doc = parse_xml(data)
     except XML_ERRORS as error:
-        quarantine.skip(rel, "malformed xml", str(error))
-        return None, [], len(_OBJECT_TAG.findall(data))
+        return None, [], len(_OBJECT_TAG.findall(data)), str(error)
     objects = doc.findall("object") if doc is not None else []
-    return doc, objects, len(objects)
+    return doc, objects, len(objects), None
 
 
 def read_dior_rsvg(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Iterator[RawSample]:
@@ -121,14 +123,18 @@ def read_dior_rsvg(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -
     image_folder = options.get("images", "JPEGImages")
     splits = tuple(options.get("splits", ("train", "val", "test")))
     split_files = options.get("split_files", "{split}.txt")
+    absent = {s: root.uri(split_files.format(split=s)) for s in splits if not root.exists(split_files.format(split=s))}
+    note_absent(root, quarantine, len(splits) - len(absent), absent, "split files")
     owner = split_of_indices(root, [(s, split_files.format(split=s)) for s in splits], quarantine)
     images = image_index(root, image_folder)
     classes = ClassMap(options.get("classes", DIOR_CLASSES), options.get("aliases"))
     counter = 0
     for stem, name in xml_stems(root, annotations).items():
         rel = posixpath.join(annotations, name)
-        doc, objects, count = _objects(root, rel, quarantine)
-        if doc is None:
+        doc, objects, count, problem = _objects(root, rel)
+        if problem is not None:  # its listed objects go with it; the indices after it stay aligned
+            listed = sum(1 for index in range(counter, counter + count) if index in owner)
+            quarantine.skip(rel, "malformed xml", problem, units=listed)
             counter += count
             continue
         per_split: dict[str, list[Referral]] = {}
@@ -145,7 +151,7 @@ def read_dior_rsvg(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -
             continue
         image = find_image(images, stem, [doc])
         if image is None:
-            quarantine.skip(rel, "image missing", stem)
+            quarantine.skip(rel, "image missing", stem, units=sum(len(refs) for refs in per_split.values()))
             continue
         width, height = xml_size(doc)
         for split in splits:

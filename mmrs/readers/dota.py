@@ -2,9 +2,11 @@
 
 Options (`SourceSpec.options`):
     splits: {split: {"images": dir, "obb": dir, "hbb": dir (optional)}}, paths relative to the root. `obb` is
-        the Task1 `labelTxt` folder (required: MissingFileError when absent); `hbb` the Task2 `reclabelTxt`
-        folder, used when present (otherwise conversion derives each HBB from the OBB). Only labelled splits
-        are listed: the release withholds the test labels, so its images have nothing to convert.
+        the Task1 `labelTxt` folder; `hbb` the Task2 `reclabelTxt` folder, used when present (otherwise
+        conversion derives each HBB from the OBB). Only labelled splits are listed: the release withholds the
+        test labels, so its images have nothing to convert. A split whose image or label folder is absent (a
+        copy of train only) is passed over and listed in the manifest's `absent_splits`; none present:
+        MissingFileError naming them.
     classes: the exact class names; a case-/hyphen-insensitive fallback also matches them.
 
 Label file, pixels of the full scene (single spaces, LF or CRLF):
@@ -14,7 +16,9 @@ Label file, pixels of the full scene (single spaces, LF or CRLF):
     x1 y1 x2 y2 x3 y3 x4 y4 category difficult
 
 `difficult` may be missing (9 tokens: 0); patch-split files write 2, so any value >= 1 is difficult. Lines with
-fewer than 9 tokens are skipped (as the devkit does); header-only files are images without objects. Vertices
+fewer than 9 tokens are skipped (as the devkit does), and so are lines with a number that is not finite or that
+do not decode (each alone); header-only files are images without objects. A label file whose image is gone is
+quarantined with its objects ("image missing"). Vertices
 outside the image are kept as written (conversion clips them). Task2 lines carry the axis-aligned rectangle
 of the object on the same line of its file; it becomes Box.hbb when its class agrees with the Task1 line.
 """
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec, TileSpec
-from mmrs.readers.common import ClassMap, is_image, parse_number
+from mmrs.readers.common import UNDECODABLE_LINE, ClassMap, is_image, note_absent, parse_number
 from mmrs.storage import SourceRoot
 
 HEADERS = ("imagesource", "gsd")
@@ -57,7 +61,7 @@ class LabelFile:
 
     headers: dict[str, str] = field(default_factory=dict)
     lines: list[LabelLine | None] = field(default_factory=list)
-    rejects: list[tuple[str, str]] = field(default_factory=list)
+    rejects: list[tuple[str, str | int]] = field(default_factory=list)  # (reason, line; its number if undecodable)
 
 
 def parse_line(tokens: list[str], classes: ClassMap) -> LabelLine | str:
@@ -75,10 +79,15 @@ def parse_line(tokens: list[str], classes: ClassMap) -> LabelLine | str:
     return LabelLine(points, label, difficult)
 
 
-def parse_label_file(text: str, classes: ClassMap) -> LabelFile:
-    """Headers by prefix, object lines in file order, blank lines ignored."""
+def parse_label_file(text: str | list[str | None], classes: ClassMap) -> LabelFile:
+    """Headers by prefix, object lines in file order, blank lines ignored; `text` may be the file's lines
+    (SourceRoot.read_lines), where a line that does not decode (None) is rejected alone."""
     parsed = LabelFile()
-    for raw in text.split("\n"):
+    for number, raw in enumerate(text.split("\n") if isinstance(text, str) else text, start=1):
+        if raw is None:
+            parsed.rejects.append((UNDECODABLE_LINE, number))
+            parsed.lines.append(None)
+            continue
         line = raw.strip()
         if not line:
             continue
@@ -136,35 +145,51 @@ def _label_stems(root: SourceRoot, folder: str) -> set[str]:
 
 def read_split(root: SourceRoot, spec: SourceSpec, split: str, dirs: Mapping[str, str],
                classes: ClassMap, quarantine: Quarantine) -> Iterator[RawSample]:
-    """One split: every image of dirs["images"] with its Task1 (and Task2) label file."""
-    obb_dir = root.require(dirs["obb"], "DOTA label folder")
+    """One split: every image of dirs["images"] with its Task1 (and Task2) label file; then every label file
+    whose image is not there ("image missing", with its objects)."""
+    obb_dir = dirs["obb"]
     obb_stems = _label_stems(root, obb_dir)
     hbb_dir = dirs.get("hbb")
     hbb_stems = _label_stems(root, hbb_dir) if hbb_dir and root.isdir(hbb_dir) else set()
-    for name in root.listdir(root.require(dirs["images"], "image folder")):
+    seen: set[str] = set()
+    for name in root.listdir(dirs["images"]):
         if not is_image(name):
             continue
         stem = posixpath.splitext(name)[0]
         image = posixpath.join(dirs["images"], name)
-        if stem not in obb_stems:
-            quarantine.skip(image, "missing label file")
+        if stem not in obb_stems:  # 0 units: an image without annotations
+            quarantine.skip(image, "missing label file", units=0)
             continue
+        if stem in seen:  # P0001.png and P0001.jpg: one label file, read with the first
+            quarantine.skip(image, "duplicate key", stem, units=0)
+            continue
+        seen.add(stem)
         label_path = posixpath.join(obb_dir, f"{stem}.txt")
-        obb = parse_label_file(root.read_text(label_path), classes)
+        obb = parse_label_file(root.read_lines(label_path), classes)
         for reason, line in obb.rejects:
             quarantine.skip(label_path, reason, line)
         hbb = None
         if stem in hbb_stems:
-            hbb = parse_label_file(root.read_text(posixpath.join(hbb_dir, f"{stem}.txt")), classes)
+            hbb = parse_label_file(root.read_lines(posixpath.join(hbb_dir, f"{stem}.txt")), classes)
         yield RawSample(spec.name, split, stem, image, spec.modality, objects=build_boxes(obb, hbb, quarantine),
                         meta=header_meta(obb.headers))
+    for stem in sorted(obb_stems - seen):
+        label_path = posixpath.join(obb_dir, f"{stem}.txt")
+        lines = parse_label_file(root.read_lines(label_path), classes).lines  # every object line, usable or not
+        quarantine.skip(label_path, "image missing", stem, units=len(lines))
 
 
 def read_dota(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Iterator[RawSample]:
     """Every labelled split of options["splits"], in the order given, images sorted by name."""
     classes = ClassMap(spec.options["classes"])
-    for split, dirs in spec.options["splits"].items():
-        yield from read_split(root, spec, split, dirs, classes, quarantine)
+    splits = spec.options["splits"]
+    absent = {split: ", ".join(root.uri(dirs[part]) for part in ("obb", "images") if not root.isdir(dirs[part]))
+              for split, dirs in splits.items()}
+    absent = {split: missing for split, missing in absent.items() if missing}
+    note_absent(root, quarantine, len(splits) - len(absent), absent, "DOTA label or image folders")
+    for split, dirs in splits.items():
+        if split not in absent:
+            yield from read_split(root, spec, split, dirs, classes, quarantine)
 
 
 def _v1_split(split: str, task2: str) -> dict[str, str]:

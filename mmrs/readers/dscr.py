@@ -24,15 +24,14 @@ reads the headers). Bad rows are quarantined ("malformed row", "duplicate key").
 from __future__ import annotations
 
 import csv
-import io
 import posixpath
 from collections.abc import Iterator, Mapping
 
 from mmrs.quarantine import Quarantine
 from mmrs.raw import RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import ClassMap, is_image
-from mmrs.storage import SourceRoot
+from mmrs.readers.common import ClassMap, is_image, text_lines
+from mmrs.storage import SourceRoot, UnsafePathError
 
 
 class ImageIndex:
@@ -71,7 +70,7 @@ def parse_row(row: list[str]) -> tuple[str, str] | None:
 def read_csv_split(root: SourceRoot, rel: str, quarantine: Quarantine) -> Iterator[tuple[str, str]]:
     """(file name, class string) rows of one csv; the header (a first row without an image name) is
     dropped, blank lines ignored, other rows without an image name quarantined."""
-    rows = csv.reader(io.StringIO(root.read_text(rel)))
+    rows = csv.reader(text_lines(root, rel, quarantine))
     for number, row in enumerate(rows):
         if not any(cell.strip() for cell in row):
             continue
@@ -103,7 +102,11 @@ def read_dscr(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Ite
                 quarantine.skip(root.uri(rel), "duplicate key", name)
                 continue
             seen.add(key)
-            image = posixpath.join(template.format(split=split), name) if index is None else index.find(name, split)
+            try:
+                image = root.member(name, template.format(split=split)) if index is None else index.find(name, split)
+            except UnsafePathError as error:
+                quarantine.skip(root.uri(rel), "unsafe path", [name, str(error)])
+                continue
             if image is None:
                 quarantine.skip(root.uri(rel), "image not found", name)
                 continue

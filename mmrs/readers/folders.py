@@ -21,8 +21,10 @@ Options (`SourceSpec.options`):
   {"train": 0.2, "test": 0.8} is the paper's protocol (Table II); {"test": 1.0} for the zero-shot
   benchmarks.
 - `packagings` / `packaging`: named option sets merged over the others, `packaging` picking one (EuroSAT's
-  RGB jpg and 13-band MS GeoTIFF releases). A packaging's `bands` (band names in file order) is recorded
-  in each sample's meta as `bands`, with `rgb_bands` naming the bands of an RGB preview.
+  RGB jpg and 13-band MS GeoTIFF releases), or "auto": the one whose own class root the release has, else
+  the one whose `extensions` its files have (`effective_options`). A packaging's `bands` (band names in
+  file order) is recorded in each sample's meta as `bands`, with `rgb_bands` naming the bands of an RGB
+  preview.
 
 Key: the image path below the class root without its extension (`baseball_diamond/baseball_diamond_042`);
 image: the path relative to the dataset root.
@@ -31,8 +33,8 @@ image: the path relative to the dataset root.
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 from typing import Any
 
 from mmrs.quarantine import Quarantine
@@ -47,28 +49,40 @@ HIDDEN_FOLDERS = ("__MACOSX",)
 
 
 class FolderClasses:
-    """Resolve class folders to canonical names: the ClassMap rules, then a compact fold that drops every
-    non-alphanumeric character (`footballfield` matches `footballField`)."""
+    """Resolve class folders to canonical names: the ClassMap rules (exact, loose, then compact: `footballfield`
+    matches `footballField`)."""
 
     def __init__(self, names: Iterable[str]):
         self.map = ClassMap(names)
-        self.compact = {self._compact(name): name for name in self.map.names}
-
-    @staticmethod
-    def _compact(name: str) -> str:
-        return re.sub(r"[^0-9a-z]", "", name.lower())
 
     def resolve(self, folder: str) -> str | None:
-        return self.map.resolve(folder) or self.compact.get(self._compact(folder))
+        return self.map.resolve(folder)
 
 
-def effective_options(spec: SourceSpec) -> dict[str, Any]:
-    """spec.options with the selected packaging's options merged over them."""
+def effective_options(spec: SourceSpec, root: SourceRoot | None = None) -> dict[str, Any]:
+    """spec.options with the selected packaging's options merged over them. Packaging "auto" (needs `root`)
+    picks the packaging whose own class root exists (the first non-empty candidate found, in the order of
+    `packagings`), else the one whose images' file type the release holds (EuroSAT: `.jpg` RGB, `.tif` MS)."""
     options = dict(spec.options)
     packaging = options.get("packaging")
+    if packaging == "auto":
+        packaging = detect_packaging(root, options["packagings"]) if root is not None else next(
+            iter(options["packagings"]))
     if packaging is not None:
         options |= options["packagings"][packaging]
     return options
+
+
+def detect_packaging(root: SourceRoot, packagings: Mapping[str, Mapping[str, Any]]) -> str:
+    """The packaging a release is in (see effective_options)."""
+    for name, options in packagings.items():
+        if any(folder and root.isdir(folder) for folder in options.get("class_roots", ())):
+            return name
+    suffixes = {posixpath.splitext(path)[1].lower() for path in islice(root.walk_files(""), 2000)}
+    for name, options in packagings.items():
+        if suffixes & set(options.get("extensions", ())):
+            return name
+    return next(iter(packagings))
 
 
 def class_root(root: SourceRoot, candidates: Iterable[str]) -> str:
@@ -93,7 +107,7 @@ def _band_meta(options: Mapping[str, Any]) -> dict[str, str]:
 
 def read_folder_per_class(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Iterator[RawSample]:
     """One RawSample per image under the class root, labelled by its class folder (see module docstring)."""
-    options = effective_options(spec)
+    options = effective_options(spec, root)
     base = class_root(root, options.get("class_roots", ("",)))
     names = options.get("classes")
     classes = FolderClasses(names) if names is not None else None
@@ -107,7 +121,7 @@ def read_folder_per_class(root: SourceRoot, spec: SourceSpec, quarantine: Quaran
         if _hidden(parts) or not is_image(parts[-1]):
             continue
         if len(parts) < 2:
-            quarantine.skip(root.uri(path), "image outside class folders")
+            quarantine.skip(root.uri(path), "image outside class folders", units=0)  # no folder: no label
             continue
         label = classes.resolve(parts[0]) if classes is not None else parts[0]
         if label is None:
@@ -145,9 +159,9 @@ EUROSAT_FOLDERS = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "I
 # C2: band order of the MS GeoTIFFs (B8A last, EuroSAT issue #7); RGB = B04, B03, B02.
 EUROSAT_MS_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
 EUROSAT_PACKAGINGS = {
-    "rgb": {"class_roots": ("2750", "EuroSAT_RGB", "")},
+    "rgb": {"class_roots": ("2750", "EuroSAT_RGB", ""), "extensions": (".jpg", ".jpeg")},
     "ms": {"class_roots": ("EuroSAT_MS", "ds/images/remote_sensing/otherDatasets/sentinel_2/tif", ""),
-           "bands": EUROSAT_MS_BANDS, "rgb_bands": ("B04", "B03", "B02")},
+           "extensions": (".tif", ".tiff"), "bands": EUROSAT_MS_BANDS, "rgb_bands": ("B04", "B03", "B02")},
 }
 UCMERCED_NAMES = {
     "baseballdiamond": "baseball diamond", "denseresidential": "dense residential", "golfcourse": "golf course",
@@ -179,7 +193,7 @@ NASC_TG2_FOLDERS = ("beach", "circular farmland", "cloud", "desert", "forest", "
 
 SOURCES: list[SourceSpec] = [
     _spec("nwpu_resisc45", "NWPU-RESISC45", NWPU_RESISC45_FOLDERS, 6300),
-    _spec("eurosat", "EuroSAT", EUROSAT_FOLDERS, 5400, packagings=EUROSAT_PACKAGINGS, packaging="rgb"),
+    _spec("eurosat", "EuroSAT", EUROSAT_FOLDERS, 5400, packagings=EUROSAT_PACKAGINGS, packaging="auto"),
     _spec("ucmerced", "UCMerced-LandUse", UCMERCED_FOLDERS, 420, display_names=UCMERCED_NAMES,
           class_roots=("Images", ""), folder="UCMerced_LandUse"),
     _spec("whu_rs19", "WHU-RS19", WHU_RS19_FOLDERS, 196),

@@ -3,10 +3,10 @@
 Options (`SourceSpec.options`):
     parts: list of {"split": name or None, "images": dir, "labels": dir, "key_prefix": str (default ""),
         "required": bool (default True)}, paths relative to the root. A part whose split is None takes
-        `hash_split(key, options["hash_split"])` per image (datasets without an official split). A missing
-        label or image folder raises MissingFileError, except that an optional part without its label folder
-        is passed over (FAIR1M v1.0 has no part2 nor validation). `key_prefix` keeps keys unique where two
-        parts share a split.
+        `hash_split(key, options["hash_split"])` per image (datasets without an official split). An optional
+        part without its folders is passed over silently (FAIR1M v1.0 has no part2 nor validation); a
+        required one is passed over and listed in the manifest's `absent_splits`, and MissingFileError comes
+        only when no part is there. `key_prefix` keeps keys unique where two parts share a split.
     image_exts: extensions tried for `<xml stem><ext>` when the xml's filename is not among the images.
     geometry: "obb" (the first 4 points as the vertices, FAIR1M) or "hbb" (min/max over all points: the
         rectangles of AIR-SARShip; conversion derives the OBB from it).
@@ -34,12 +34,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from defusedxml import DefusedXmlException
-
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec, TileSpec
-from mmrs.readers.common import ClassMap, hash_split, is_image, parse_number
+from mmrs.readers.common import ClassMap, hash_split, is_image, note_absent, parse_number
+from mmrs.readers.voc import XML_ERRORS, object_tags, parse_xml
 from mmrs.storage import SourceRoot
 
 Point = tuple[float, float]
@@ -120,23 +119,23 @@ def read_part(root: SourceRoot, spec: SourceSpec, part: Mapping[str, Any], class
     """Every xml of one (images, labels) folder pair, sorted by name."""
     options = spec.options
     labels = part["labels"]
-    if not part.get("required", True) and not root.isdir(labels):
-        return
-    root.require(labels, "annotation folder")
-    images = {name for name in root.listdir(root.require(part["images"], "image folder")) if is_image(name)}
+    images = {name for name in root.listdir(part["images"]) if is_image(name)}
     for file_name in root.listdir(labels):
         if not file_name.endswith(".xml"):
             continue
         path = posixpath.join(labels, file_name)
+        data = root.read_bytes(path)
         try:
-            xml = root.read_xml(path)
-        except (ET.ParseError, DefusedXmlException) as error:
-            quarantine.skip(path, "malformed xml", str(error))
+            xml = parse_xml(data)
+            if xml is None:
+                raise ValueError("empty file")
+        except XML_ERRORS as error:
+            quarantine.skip(path, "malformed xml", str(error), units=object_tags(data))
             continue
         stem = file_name[:-4]
         image = image_name(xml, stem, images, options["image_exts"])
         if image is None:
-            quarantine.skip(path, "image missing")
+            quarantine.skip(path, "image missing", units=len(xml.findall("objects/object")))
             continue
         key = part.get("key_prefix", "") + stem
         split = part["split"] or hash_split(key, options["hash_split"])
@@ -156,7 +155,15 @@ def read_part(root: SourceRoot, spec: SourceSpec, part: Mapping[str, Any], class
 def read_gaofen(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Iterator[RawSample]:
     """Every part of options["parts"], in the order given."""
     classes = ClassMap(spec.options["classes"])
+    present, absent = [], {}
     for part in spec.options["parts"]:
+        missing = [root.uri(part[folder]) for folder in ("labels", "images") if not root.isdir(part[folder])]
+        if not missing:
+            present.append(part)
+        elif part.get("required", True):  # an optional part (FAIR1M v1.0 has no part2) is not missed
+            absent[part["labels"]] = ", ".join(missing)
+    note_absent(root, quarantine, len(present), absent, "label or image folders")
+    for part in present:
         yield from read_part(root, spec, part, classes, quarantine)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import hash_split, is_image, parse_number, read_line_boxes
+from mmrs.readers.common import hash_split, is_image, parse_number, read_line_boxes, text_lines
 from mmrs.storage import SourceRoot
 
 NWPU_VHR10_CLASSES = {
@@ -62,16 +62,25 @@ def read_nwpu_vhr(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
     classes = {int(k): v for k, v in options["classes"].items()}
     labels = root.require(options["labels"], "ground truth folder")
     label_files = set(root.listdir(labels))
+    used: set[str] = set()
     for name in _images(root, options["positive"]):
         stem = posixpath.splitext(name)[0]
         image = posixpath.join(options["positive"], name)
-        if f"{stem}.txt" not in label_files:
-            quarantine.skip(image, "missing label file")
+        if f"{stem}.txt" not in label_files:  # 0 units: an image without annotations
+            quarantine.skip(image, "missing label file", units=0)
             continue
+        if f"{stem}.txt" in used:  # 001.jpg and 001.png: one label file, read with the first
+            quarantine.skip(image, "duplicate key", stem, units=0)
+            continue
+        used.add(f"{stem}.txt")
         key = f"positive/{stem}"
         objects = read_labels(root, posixpath.join(labels, f"{stem}.txt"), classes, quarantine)
         yield RawSample(spec.name, hash_split(key, options["hash_split"]), key, image, spec.modality,
                         objects=objects)
+    for name in sorted(n for n in label_files - used if n.endswith(".txt")):
+        path = posixpath.join(labels, name)
+        units = sum(1 for line in text_lines(root, path, Quarantine(spec.name)) if line.strip())
+        quarantine.skip(path, "image missing", units=units)
     for name in _images(root, options["negative"]):
         key = f"negative/{posixpath.splitext(name)[0]}"
         yield RawSample(spec.name, hash_split(key, options["hash_split"]), key,

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import hash_split, is_image, parse_number, read_line_boxes
+from mmrs.readers.common import hash_split, is_image, parse_number, read_line_boxes, text_lines
 from mmrs.storage import SourceRoot
 
 VERTEX_NUMBERS = 8
@@ -48,6 +48,7 @@ def read_class_folder(root: SourceRoot, spec: SourceSpec, folder: str, label: st
     """Images of one folder, sorted; with `label` each needs its txt, without (negatives) none is read."""
     names = root.listdir(folder)
     present = set(names)
+    used: set[str] = set()
     for name in names:
         if not is_image(name):
             continue
@@ -55,12 +56,21 @@ def read_class_folder(root: SourceRoot, spec: SourceSpec, folder: str, label: st
         key, image = f"{folder}/{stem}", posixpath.join(folder, name)
         objects: list[Box] = []
         if label is not None:
-            if f"{stem}.txt" not in present:
-                quarantine.skip(image, "missing label file")
+            if f"{stem}.txt" not in present:  # 0 units: an image without annotations
+                quarantine.skip(image, "missing label file", units=0)
                 continue
+            if f"{stem}.txt" in used:  # P0001.png and P0001.jpg: one label file, read with the first
+                quarantine.skip(image, "duplicate key", stem, units=0)
+                continue
+            used.add(f"{stem}.txt")
             objects = read_labels(root, posixpath.join(folder, f"{stem}.txt"), label, quarantine)
         yield RawSample(spec.name, hash_split(key, spec.options["hash_split"]), key, image, spec.modality,
                         objects=objects)
+    if label is not None:
+        for name in sorted(n for n in present - used if n.endswith(".txt")):
+            path = posixpath.join(folder, name)
+            units = sum(1 for line in text_lines(root, path, Quarantine(spec.name)) if line.strip())
+            quarantine.skip(path, "image missing", units=units)
 
 
 def read_ucas_aod(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Iterator[RawSample]:

@@ -1,8 +1,8 @@
 """VisDrone-DET reader (datasets.md D8): one comma-separated txt per image.
 
 Options (`SourceSpec.options`):
-    splits: {split: folder}, each folder holding `images/` and `annotations/` (both required:
-        MissingFileError when absent). test-challenge has no annotations and is not listed.
+    splits: {split: folder}, each folder holding `images/` and `annotations/` (a split without them is
+        absent; MissingFileError when no split is there). test-challenge has no annotations and is not listed.
     classes: category id -> class name for the evaluated categories 1-10.
     dropped: category id -> reason, for the categories dropped by design (0 ignored regions, 11 others).
 
@@ -13,7 +13,9 @@ Layout (root = the folder holding the unpacked archives):
 
 Annotation line, pixels: `left,top,width,height,score,category,truncation,occlusion`, possibly with a trailing
 comma. Rows of a dropped category or with score 0 (not evaluated) are left out and counted with
-`quarantine.fix` under their reason (they are part of the format, not errors); malformed rows are skipped.
+`quarantine.drop` under their reason (they are part of the format, not errors); malformed rows are skipped.
+A split whose folders are absent is passed over and listed in the manifest; an annotation file whose image is
+gone is quarantined with its rows ("image missing").
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import is_image, parse_number
+from mmrs.readers.common import finite, is_image, note_absent, parse_number, text_lines
 from mmrs.storage import SourceRoot
 
 VISDRONE_CLASSES = {
@@ -56,20 +58,23 @@ def parse_line(line: str, classes: Mapping[int, str], dropped: Mapping[int, str]
     label = classes.get(int(category)) if category.is_integer() else None
     if label is None:
         return "unknown class"
-    return Box(label, hbb=(left, top, left + width, top + height))
+    try:
+        return Box(label, hbb=finite((left, top, left + width, top + height)))
+    except ValueError:
+        return "bad number"
 
 
 def read_annotations(root: SourceRoot, path: str, classes: Mapping[int, str], dropped: Mapping[int, str],
                      quarantine: Quarantine) -> list[Box]:
     """The kept boxes of one annotation file, in file order."""
     boxes = []
-    for raw in root.read_text(path).split("\n"):
+    for raw in text_lines(root, path, quarantine):
         line = raw.strip()
         if not line:
             continue
         box = parse_line(line, classes, dropped)
         if isinstance(box, Dropped):
-            quarantine.fix(box)
+            quarantine.drop(box)
         elif isinstance(box, str):
             quarantine.skip(path, box, line)
         else:
@@ -81,20 +86,41 @@ def read_visdrone(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
     """Splits in the order of options["splits"], images sorted by name."""
     classes = {int(k): v for k, v in spec.options["classes"].items()}
     dropped = {int(k): v for k, v in spec.options["dropped"].items()}
-    for split, folder in spec.options["splits"].items():
-        images = root.require(posixpath.join(folder, "images"), "image folder")
-        annotations = root.require(posixpath.join(folder, "annotations"), "annotation folder")
-        present = set(root.listdir(annotations))
-        for name in root.listdir(images):
-            if not is_image(name):
-                continue
-            stem = posixpath.splitext(name)[0]
-            image = posixpath.join(images, name)
-            if f"{stem}.txt" not in present:
-                quarantine.skip(image, "missing annotation file")
-                continue
-            objects = read_annotations(root, posixpath.join(annotations, f"{stem}.txt"), classes, dropped, quarantine)
-            yield RawSample(spec.name, split, stem, image, spec.modality, objects=objects)
+    splits = spec.options["splits"]
+    absent = {split: ", ".join(root.uri(posixpath.join(folder, sub)) for sub in ("images", "annotations")
+                               if not root.isdir(posixpath.join(folder, sub)))
+              for split, folder in splits.items()}
+    absent = {split: missing for split, missing in absent.items() if missing}
+    note_absent(root, quarantine, len(splits) - len(absent), absent, "image or annotation folders")
+    for split, folder in splits.items():
+        if split not in absent:
+            yield from _read_split(root, spec, split, folder, classes, dropped, quarantine)
+
+
+def _read_split(root: SourceRoot, spec: SourceSpec, split: str, folder: str, classes: Mapping[int, str],
+                dropped: Mapping[int, str], quarantine: Quarantine) -> Iterator[RawSample]:
+    """One split's images with their annotation files, then the annotation files whose image is gone."""
+    images, annotations = posixpath.join(folder, "images"), posixpath.join(folder, "annotations")
+    present = set(root.listdir(annotations))
+    used: set[str] = set()
+    for name in root.listdir(images):
+        if not is_image(name):
+            continue
+        stem = posixpath.splitext(name)[0]
+        image = posixpath.join(images, name)
+        if f"{stem}.txt" not in present:  # 0 units: an image without annotations
+            quarantine.skip(image, "missing annotation file", units=0)
+            continue
+        if f"{stem}.txt" in used:
+            quarantine.skip(image, "duplicate key", stem, units=0)
+            continue
+        used.add(f"{stem}.txt")
+        objects = read_annotations(root, posixpath.join(annotations, f"{stem}.txt"), classes, dropped, quarantine)
+        yield RawSample(spec.name, split, stem, image, spec.modality, objects=objects)
+    for name in sorted(n for n in present - used if n.endswith(".txt")):
+        path = posixpath.join(annotations, name)
+        units = sum(1 for line in text_lines(root, path, Quarantine(spec.name)) if line.strip())
+        quarantine.skip(path, "image missing", units=units)
 
 
 SOURCES = [

@@ -39,7 +39,11 @@ Xml (pixels of the full image; numbers may be `133`, ` 133.0 `, `1.33e+02`):
       </object></annotation>
 
 An object's geometry is what the element has (bndbox -> hbb; robndbox, rotated_bndbox, polygon -> obb);
-conversion derives the other. An empty xml file is an image without objects. The image is found by listing
+conversion derives the other. An empty xml file is an image without objects; a file whose root element is
+not `<annotation>` is malformed (quarantined with its objects), as is one that does not parse. A number that
+is not finite makes its object "bad number". A split whose split file, image folder or annotation folders
+are absent is passed over and listed in the manifest (a DIOR-R copy without the HBB folder reads the OBB
+one). The image is found by listing
 the image folder once: the xml stem or its `<filename>`, with whatever image extension is there.
 """
 
@@ -56,7 +60,7 @@ from mmrs.geometry import hbb_iou, polygon_hbb, rotated_rect_corners
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import ClassMap, hash_split, is_image, parse_number
+from mmrs.readers.common import ClassMap, finite, hash_split, is_image, note_absent, parse_number, text_lines
 from mmrs.storage import MissingFileError, SourceRoot
 from mmrs.storage import parse_xml as storage_parse_xml
 
@@ -79,12 +83,26 @@ class BadObject(ValueError):
 
 # --- xml and folder helpers (shared with dior_rsvg) -------------------------------------------------
 
-def parse_xml(data: bytes) -> Element | None:
+ROOT_ELEMENT = "annotation"
+_OBJECT_TAG = re.compile(rb"<object[\s>/]")
+
+
+def parse_xml(data: bytes, root_element: str | None = ROOT_ELEMENT) -> Element | None:
     """Parsed root of VOC xml bytes, None for an empty file; raises one of XML_ERRORS on malformed input
-    (entity or DTD tricks included). See mmrs.storage.parse_xml for encodings and safety."""
+    (entity or DTD tricks included) and on a document whose root element is not `root_element` (any case):
+    an `<html>` error page or another format read as VOC would otherwise be an image without objects. See
+    mmrs.storage.parse_xml for encodings and safety."""
     if not data.strip():
         return None
-    return storage_parse_xml(data)
+    doc = storage_parse_xml(data)
+    if root_element is not None and doc.tag.rpartition("}")[2].lower() != root_element:
+        raise ValueError(f"root element is <{doc.tag}>, not <{root_element}>")
+    return doc
+
+
+def object_tags(data: bytes) -> int:
+    """`<object` start tags in xml bytes: the objects of a file that does not parse (for its units)."""
+    return len(_OBJECT_TAG.findall(data))
 
 
 def xml_size(doc: Element) -> tuple[int | None, int | None]:
@@ -136,6 +154,14 @@ def _numbers(element: Element, tags: Sequence[str]) -> tuple[float, ...]:
         raise BadObject("bad number") from None
 
 
+def _finite(values: Sequence[float]) -> tuple[float, ...]:
+    """Computed corners (a huge w or angle may overflow): BadObject unless all are finite."""
+    try:
+        return finite(values)
+    except ValueError:
+        raise BadObject("bad number") from None
+
+
 def _obb(obj: Element) -> tuple[float, ...] | None:
     """Four corners (x1, y1, ..., x4, y4) from robndbox (both styles), rotated_bndbox or polygon."""
     robndbox = obj.find("robndbox")
@@ -143,7 +169,7 @@ def _obb(obj: Element) -> tuple[float, ...] | None:
         if robndbox.find("cx") is None:
             return _numbers(robndbox, CORNER_TAGS)
         cx, cy, w, h, angle = _numbers(robndbox, ("cx", "cy", "w", "h", "angle"))
-        return tuple(c for point in rotated_rect_corners(cx, cy, w, h, angle) for c in point)
+        return _finite([c for point in rotated_rect_corners(cx, cy, w, h, angle) for c in point])
     for tag in ("rotated_bndbox", "polygon"):
         element = obj.find(tag)
         if element is not None and element.find("x1") is not None:
@@ -255,7 +281,7 @@ class Job:
     split: str | None
     part: str
     base: str
-    annotations: str
+    annotations: str | None  # the HBB (or only) xml folder; None: the OBB folder alone (a DIOR-R copy)
     oriented: str | None
     images: str
     stems: tuple[str, ...] | None  # from a split file; None: every xml of the folders
@@ -264,7 +290,7 @@ class Job:
 def _split_file_stems(root: SourceRoot, rel: str, quarantine: Quarantine) -> tuple[str, ...]:
     """Ids of a VOC split file: first token of each non-blank line, an extension dropped, duplicates once."""
     seen: dict[str, None] = {}
-    for line in root.read_text(root.require(rel, "split file")).splitlines():
+    for line in text_lines(root, root.require(rel, "split file"), quarantine):
         tokens = line.split()
         if tokens:
             stem = tokens[0]
@@ -283,12 +309,16 @@ def _images_folder(images: str | Mapping[str, str], split: str | None) -> str:
 
 
 def plan_jobs(root: SourceRoot, options: Mapping[str, Any], quarantine: Quarantine) -> list[Job]:
-    """The (split, folders, ids) batches a VOC dataset is read in (see the module docstring)."""
+    """The (split, folders, ids) batches a VOC dataset is read in (see the module docstring). A split whose
+    split file, image folder or annotation folders (both the HBB and the OBB one, where the layout has two)
+    are absent is passed over and recorded (quarantine.split_absent): a DIOR-R copy without the HBB folder
+    reads the OBB one alone. MissingFileError when no split is usable."""
     splits = tuple(options.get("splits", ("train", "val", "test")))
     split_files = options.get("split_files", "ImageSets/Main/{split}.txt")
     fractions = options.get("split_fractions")
     images = options.get("images", "JPEGImages")
-    jobs = []
+    jobs: list[Job] = []
+    absent: dict[str, str] = {}
     for part in options.get("parts", ("",)):
         base = first_existing(root, [_join(part, b) for b in _candidates(options.get("base", ""))],
                               "dataset folder")
@@ -296,7 +326,12 @@ def plan_jobs(root: SourceRoot, options: Mapping[str, Any], quarantine: Quaranti
         oriented = options.get("oriented_annotations")
         files = [_join(base, split_files.format(split=s)) for s in splits] if split_files else []
         if files and (fractions is None or any(root.exists(f) for f in files)):
-            per_split = [(s, _split_file_stems(root, f, quarantine)) for s, f in zip(splits, files, strict=True)]
+            per_split = []
+            for split, file in zip(splits, files, strict=True):
+                if root.exists(file):
+                    per_split.append((split, _split_file_stems(root, file, quarantine)))
+                else:
+                    absent[_join(part, split)] = root.uri(file)
         elif any("{split}" in a for a in annotations):
             per_split = [(s, None) for s in splits]
         elif fractions is not None:
@@ -304,28 +339,41 @@ def plan_jobs(root: SourceRoot, options: Mapping[str, Any], quarantine: Quaranti
         else:
             raise ValueError("VOC options need split_files, a {split} annotation folder or split_fractions")
         for split, stems in per_split:
-            folder = first_existing(root, [_join(base, a.format(split=split)) for a in annotations],
-                                    "annotation folder")
-            obb = root.require(_join(base, oriented.format(split=split)), "annotation folder") if oriented else None
-            jobs.append(Job(split, part, base, folder, obb, _join(base, _images_folder(images, split)), stems))
+            candidates = [_join(base, a.format(split=split)) for a in annotations]
+            folder = next((c for c in candidates if root.isdir(c)), None)
+            obb = _join(base, oriented.format(split=split)) if oriented else None
+            obb = obb if obb is not None and root.isdir(obb) else None
+            image_folder = _join(base, _images_folder(images, split))
+            missing = [] if folder is not None or obb is not None else [
+                " or ".join(root.uri(c) for c in candidates + ([_join(base, oriented.format(split=split))]
+                                                               if oriented else []))]
+            if not root.isdir(image_folder):
+                missing.append(root.uri(image_folder))
+            if missing:
+                absent[_join(part, split or "all")] = ", ".join(missing)
+                continue
+            jobs.append(Job(split, part, base, folder, obb, image_folder, stems))
+    note_absent(root, quarantine, len(jobs), absent, "annotation or image folders")
     return jobs
 
 
 # --- reading ----------------------------------------------------------------------------------------
 
 def _read_doc(root: SourceRoot, rel: str, quarantine: Quarantine) -> tuple[bool, Element | None]:
-    """(ok, parsed root or None for an empty file); a malformed file is quarantined (ok False)."""
+    """(ok, parsed root or None for an empty file); a malformed file is quarantined with its objects (ok
+    False)."""
+    data = root.read_bytes(rel)
     try:
-        return True, parse_xml(root.read_bytes(rel))
+        return True, parse_xml(data)
     except XML_ERRORS as error:
-        quarantine.skip(rel, "malformed xml", str(error))
+        quarantine.skip(rel, "malformed xml", str(error), units=object_tags(data))
         return False, None
 
 
 def _read_job(root: SourceRoot, source: str, modality: str, options: Mapping[str, Any], job: Job,
               classes: ClassMap | None, quarantine: Quarantine) -> Iterator[RawSample]:
     """One RawSample per id of the job (split-file order, else sorted stems), each folder listed once."""
-    horizontal = xml_stems(root, job.annotations)
+    horizontal = xml_stems(root, job.annotations) if job.annotations else {}
     oriented = xml_stems(root, job.oriented) if job.oriented else {}
     stems = job.stems if job.stems is not None else tuple(sorted(set(horizontal) | set(oriented)))
     images = image_index(root, job.images)
@@ -335,8 +383,9 @@ def _read_job(root: SourceRoot, source: str, modality: str, options: Mapping[str
         key = _join(job.part, stem)
         files = [_join(folder, names[stem]) if folder is not None and stem in names else None
                  for folder, names in ((job.annotations, horizontal), (job.oriented, oriented))]
-        if files == [None, None]:
-            quarantine.skip(_join(job.annotations, stem + _ANNOTATION_EXT), "annotation missing", key)
+        if files == [None, None]:  # 0 units: an id in a split file, no annotations
+            quarantine.skip(_join(job.annotations or job.oriented, stem + _ANNOTATION_EXT), "annotation missing",
+                            key, units=0)
             continue
         read = _read_stem(root, job, stem, files, images, classes, quarantine)
         if read is None:
@@ -363,7 +412,8 @@ def _read_stem(root: SourceRoot, job: Job, stem: str, files: list[str | None], i
     docs = [entry[1] for entry in parsed if entry is not None and entry[1] is not None]
     image = find_image(images, stem, docs)
     if image is None:
-        quarantine.skip(next(rel for rel in files if rel), "image missing", stem)
+        units = max((len(doc.findall("object")) for doc in docs), default=0)  # HBB and OBB: the same objects
+        quarantine.skip(next(rel for rel in files if rel), "image missing", stem, units=units)
         return None
     width, height = next((size for doc in docs if (size := xml_size(doc))[0]), (None, None))
     horizontal, oriented = (None if entry is None else parse_objects(entry[1], entry[0], classes, quarantine)

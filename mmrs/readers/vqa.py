@@ -12,7 +12,7 @@ Image sizes are not in these annotations: width/height stay None.
 
 from __future__ import annotations
 
-import posixpath
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,16 +22,19 @@ from mmrs.quarantine import Quarantine
 from mmrs.raw import QAPair, RawSample
 from mmrs.readers.base import SourceSpec
 from mmrs.readers.common import (
+    UNDECODABLE_LINE,
     JsonDocument,
     RecordStore,
     Spool,
     first_existing,
     hash_split,
     is_image,
+    note_absent,
     read_json,
     stem,
+    text_lines,
 )
-from mmrs.storage import SourceRoot
+from mmrs.storage import SourceRoot, UnsafePathError
 
 FULL_WIDTH_QUESTION_MARK = "\uff1f"
 
@@ -43,8 +46,8 @@ def clean_question(value: Any) -> str:
 
 def answer_text(value: Any) -> str:
     """A JSON answer as text: strings stripped, integers (and integral floats) as digits; "" for anything
-    else (missing, empty, booleans, containers)."""
-    if isinstance(value, bool):
+    else (missing, empty, booleans, containers, NaN and infinities: a non-finite number is never an answer)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
         return ""
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         return str(int(value))
@@ -58,7 +61,7 @@ class ImageFolder:
     differs from the file on disk still finds it."""
 
     def __init__(self, root: SourceRoot, folder: str):
-        self.folder = folder
+        self.root, self.folder = root, folder
         names = [n for n in root.listdir(folder) if is_image(n)] if root.isdir(folder) else []
         self._exact = set(names)
         self._loose: dict[str, str] = {}
@@ -68,15 +71,26 @@ class ImageFolder:
 
     def path(self, name: str) -> str:
         """`folder/name` as the folder spells it: exact, else case-insensitive, else by stem; `name` as given
-        when nothing matches (the converter reports the missing image)."""
+        when nothing matches (the converter reports the missing image). UnsafePathError for a name that would
+        leave the folder (SourceRoot.member)."""
         if name not in self._exact:
             name = self._loose.get(name.lower()) or self._loose.get(stem(name).lower()) or name
-        return f"{self.folder}/{name}"
+        return self.root.member(name, self.folder)
+
 
 
 def find_file(root: SourceRoot, candidates: Sequence[str]) -> str:
     """The first candidate file that exists; MissingFileError naming candidates[0] if none does."""
     return next((c for c in candidates if root.exists(c)), None) or root.require(candidates[0], "annotation file")
+
+
+def _guarded(images: ImageFolder, name: str, path: str, units: int, quarantine: Quarantine) -> str | None:
+    """images.path(name), or None after quarantining the image's QA pairs when the name is unsafe."""
+    try:
+        return images.path(name)
+    except UnsafePathError as error:
+        quarantine.skip(path, "unsafe path", {"image": name, "problem": str(error)}, units=units)
+        return None
 
 
 # ------------------------------------------------------------------------------------------- FloodNet
@@ -121,8 +135,12 @@ def read_floodnet(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
 
     options: splits (SplitFiles per split). Key = Image_ID stem; images in order of first appearance.
     """
-    for files in spec.options["splits"]:
-        path = find_file(root, files.annotations)
+    present = [(files, path) for files in spec.options["splits"]
+               if (path := next((c for c in files.annotations if root.exists(c)), None))]
+    absent = {files.split: root.uri(files.annotations[0]) for files in spec.options["splits"]
+              if files not in [p[0] for p in present]}
+    note_absent(root, quarantine, len(present), absent, "annotation files")
+    for files, path in present:
         loaded = read_json(root, path, quarantine, partial(_floodnet_load, path=path))
         if loaded is None:
             continue
@@ -131,8 +149,11 @@ def read_floodnet(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) ->
         images = ImageFolder(root, files.images)
         try:
             for key, image_id in first_names.items():
-                yield RawSample(source=spec.name, split=files.split, key=key, image=images.path(image_id),
-                                modality=spec.modality, qa=[QAPair(*qa) for qa in pairs.all(key)])
+                qa = [QAPair(*qa) for qa in pairs.all(key)]
+                image = _guarded(images, image_id, path, len(qa), quarantine)
+                if image is not None:
+                    yield RawSample(source=spec.name, split=files.split, key=key, image=image,
+                                    modality=spec.modality, qa=qa)
         finally:
             pairs.close()
 
@@ -170,8 +191,8 @@ def _by_id(document: JsonDocument, part: str, path: str, spool: Spool, link: boo
     out = RecordStore()
     for record in document.items(part):
         rid = record_id(record.get("id")) if isinstance(record, dict) else None
-        if rid is None:
-            spool.skip(path, "malformed record", record)
+        if rid is None:  # 0 units: the image that refers to it reports the lost QA pair
+            spool.skip(path, "malformed record", record, units=0)
         else:
             out.add(rid, record, record_id(record.get("question_id", record.get("quesiton_id"))) if link else None)
     return out
@@ -228,6 +249,12 @@ def _rsvqa_pairs(image: dict, index: _RsvqaIndex, path: str, spool: Spool) -> li
     return pairs
 
 
+def _question_count(image: Any) -> int:
+    """QA pairs an image record refers to (its `questions_ids`), for the units of a skipped image."""
+    qids = image.get("questions_ids") if isinstance(image, dict) else None
+    return len(qids) if isinstance(qids, list) else 0
+
+
 def _rsvqa_images(document: JsonDocument, index: _RsvqaIndex | None, path: str, questions_path: str,
                   spool: Spool) -> None:
     """(image id, QA pairs) of each usable image record into the spool, in document order. Without an index
@@ -238,17 +265,17 @@ def _rsvqa_images(document: JsonDocument, index: _RsvqaIndex | None, path: str, 
             continue
         img_id = record_id(image.get("id")) if isinstance(image, dict) else None
         if img_id is None:
-            spool.skip(path, "malformed record", image)
+            spool.skip(path, "malformed record", image, units=_question_count(image))
             continue
         if not image.get("active", True):
             continue
         if img_id in seen:
-            spool.skip(path, "duplicate image", image)
+            spool.skip(path, "duplicate image", image, units=_question_count(image))
             continue
         seen.add(img_id)
         pairs = _rsvqa_pairs(image, index, questions_path, spool)
-        if not pairs:
-            spool.skip(path, "no questions", image)
+        if not pairs:  # 0 units: its questions were reported one by one (or it had none)
+            spool.skip(path, "no questions", image, units=0)
             continue
         spool.put((img_id, pairs))
 
@@ -295,7 +322,16 @@ def read_rsvqa(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> It
     options: prefix (LR | USGS), splits, image_dirs (candidates; first existing), extension (.tif).
     """
     image_dir = first_existing(root, spec.options["image_dirs"])
+    prefix, present, absent = spec.options["prefix"], [], {}
     for split in spec.options["splits"]:
+        missing = [f"{prefix}_split_{split}_{part}.json" for part in _RSVQA_PARTS
+                   if not root.exists(f"{prefix}_split_{split}_{part}.json")]
+        if missing:
+            absent[split] = ", ".join(root.uri(m) for m in missing)
+        else:
+            present.append(split)
+    note_absent(root, quarantine, len(present), absent, "split files")
+    for split in present:
         yield from _rsvqa_split(root, spec, split, image_dir, quarantine)
 
 
@@ -349,14 +385,13 @@ def _rsivqa_line(line: str, path: str, quarantine: Quarantine) -> tuple[str, QAP
 def _rsivqa_folder(root: SourceRoot, spec: SourceSpec, name: str, folder: QaTextFolder,
                    quarantine: Quarantine) -> Iterator[RawSample]:
     """All txt files of one sub-folder, grouped per image and split (files sorted, lines in order)."""
-    root.require(name, "folder")
     samples: dict[tuple[str, str], RawSample] = {}
     for file in root.listdir(name):
         if not file.lower().endswith(".txt"):
             continue
         path = f"{name}/{file}"
         official = folder.file_splits.get(file)
-        for line in root.read_text(path).split("\n"):
+        for line in text_lines(root, path, quarantine):
             parsed = _rsivqa_line(line, path, quarantine)
             if parsed is None:
                 continue
@@ -366,7 +401,11 @@ def _rsivqa_folder(root: SourceRoot, spec: SourceSpec, name: str, folder: QaText
             split = official or hash_split(key, spec.options["fractions"])
             sample = samples.get((key, split))
             if sample is None:
-                image = posixpath.join(folder.images.format(split=split), filename)
+                try:
+                    image = root.member(filename, folder.images.format(split=split))
+                except UnsafePathError as error:
+                    quarantine.skip(path, "unsafe path", {"line": line, "problem": str(error)})
+                    continue
                 sample = samples[(key, split)] = RawSample(source=spec.name, split=split, key=key, image=image,
                                                            modality=spec.modality, meta={"subset": name})
             sample.qa.append(qa)
@@ -382,8 +421,12 @@ def read_rsivqa(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> I
     options: folders (sub-folder name -> QaTextFolder; each sub-folder is required), fractions (the split
     of images in files without an official one, by hash_split on the key).
     """
-    for name, folder in sorted(spec.options["folders"].items()):
-        yield from _rsivqa_folder(root, spec, name, folder, quarantine)
+    folders = sorted(spec.options["folders"].items())
+    absent = {name: root.uri(name) for name, _ in folders if not root.isdir(name)}
+    note_absent(root, quarantine, len(folders) - len(absent), absent, "folders")
+    for name, folder in folders:
+        if name not in absent:
+            yield from _rsivqa_folder(root, spec, name, folder, quarantine)
 
 
 # --------------------------------------------------------------------------------------------- CRSVQA
@@ -398,16 +441,19 @@ def crsvqa_type(question: str) -> str:
     return "object" if words & {"many", "object", "shape"} else "other"
 
 
-def _crsvqa_pairs(text: str, path: str, quarantine: Quarantine) -> list[QAPair]:
+def _crsvqa_pairs(lines: list[str | None], path: str, quarantine: Quarantine) -> list[QAPair]:
     """Lines alternate question / answer by position (as the authors' loader reads them); trailing blank
-    lines are dropped, a last question without answer and pairs with a blank side are quarantined."""
-    lines = text.split("\n")
-    while lines and not lines[-1].strip():
+    lines are dropped, a last question without answer and pairs with a blank side are quarantined, and so is
+    a pair with a line that does not decode (None: SourceRoot.read_lines)."""
+    while lines and not (lines[-1] or "").strip() and lines[-1] is not None:
         lines.pop()
     if len(lines) % 2:
         quarantine.skip(path, "missing answer", lines.pop())
     pairs = []
     for raw_question, raw_answer in zip(lines[::2], lines[1::2], strict=True):
+        if raw_question is None or raw_answer is None:
+            quarantine.skip(path, UNDECODABLE_LINE, [raw_question, raw_answer])
+            continue
         question, answer = clean_question(raw_question), " ".join(raw_answer.split())
         if not question or not answer:
             quarantine.skip(path, "missing question" if not question else "missing answer",
@@ -431,13 +477,15 @@ def read_crsvqa(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> I
         if not file.lower().endswith(".txt"):
             continue
         path = f"{text_dir}/{file}"
-        pairs = _crsvqa_pairs(root.read_text(path), path, quarantine)
-        if not pairs:
-            quarantine.skip(path, "no questions")
+        pairs = _crsvqa_pairs(root.read_lines(path), path, quarantine)
+        if not pairs:  # 0 units: its pairs were reported one by one (or it had none)
+            quarantine.skip(path, "no questions", units=0)
             continue
         key = stem(file)
-        yield RawSample(source=spec.name, split=hash_split(key, options["fractions"]), key=key,
-                        image=images.path(key + options["extension"]), modality=spec.modality, qa=pairs)
+        image = _guarded(images, key + options["extension"], path, len(pairs), quarantine)
+        if image is not None:
+            yield RawSample(source=spec.name, split=hash_split(key, options["fractions"]), key=key,
+                            image=image, modality=spec.modality, qa=pairs)
 
 
 # -------------------------------------------------------------------------------------------- sources

@@ -36,7 +36,7 @@ import yaml
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
-from mmrs.readers.common import hash_split, is_image
+from mmrs.readers.common import finite, hash_split, is_image, text_lines
 from mmrs.storage import MissingFileError, SourceRoot
 
 CLASS_FILES = ("data.yaml", "classes.txt", "labels/classes.txt", "obj.names")
@@ -55,7 +55,11 @@ def read_class_list(root: SourceRoot, candidates: Iterable[str], quarantine: Qua
     rel = next((c for c in candidates if root.exists(c)), None)
     if rel is None:
         raise MissingFileError(f"required class list missing: none of {list(candidates)} under {root.uri('')}")
-    text = root.read_text(rel)
+    try:
+        text = root.read_text(rel)
+    except ValueError as error:  # neither UTF-8 nor GB18030
+        quarantine.skip(root.uri(rel), "malformed class list", str(error), units=0)
+        return []
     if not rel.lower().endswith((".yaml", ".yml")):
         return [line.strip() for line in text.splitlines() if line.strip()]
     try:
@@ -65,7 +69,7 @@ def read_class_list(root: SourceRoot, candidates: Iterable[str], quarantine: Qua
     if isinstance(names, Mapping) and all(isinstance(k, int) for k in names):
         names = [names[k] for k in sorted(names)]
     if not isinstance(names, list):
-        quarantine.skip(root.uri(rel), "malformed class list")
+        quarantine.skip(root.uri(rel), "malformed class list", units=0)
         return []
     return [str(name) for name in names]
 
@@ -97,27 +101,27 @@ def list_layout(root: SourceRoot, class_files: Iterable[str]) -> tuple[list[str]
     return images, labels
 
 
-def parse_label_file(text: str, names: list[str], width: int, height: int, path: str,
+def parse_label_file(lines: str | list[str], names: list[str], width: int, height: int, path: str,
                      quarantine: Quarantine) -> list[Box]:
-    """Boxes in pixels of a `cls cx cy w h` file (see module docstring)."""
+    """Boxes in pixels of a `cls cx cy w h` file (see module docstring); a number that is not finite (or a
+    corner that overflows) makes its line malformed."""
     boxes = []
-    for line in text.splitlines():
+    for line in lines.splitlines() if isinstance(lines, str) else lines:
         tokens = line.split()
         if not tokens:
             continue
         try:
             if len(tokens) != 5:
                 raise ValueError
-            index = float(tokens[0])
-            cx, cy, w, h = (float(t) for t in tokens[1:])
+            index, cx, cy, w, h = finite(tokens)
+            hbb = finite(((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height))
         except ValueError:
             quarantine.skip(path, "malformed line", line)
             continue
         if not index.is_integer() or not 0 <= index < len(names):
             quarantine.skip(path, "unknown class", line)
             continue
-        boxes.append(Box(names[int(index)], ((cx - w / 2) * width, (cy - h / 2) * height,
-                                             (cx + w / 2) * width, (cy + h / 2) * height)))
+        boxes.append(Box(names[int(index)], hbb))
     return boxes
 
 
@@ -134,13 +138,14 @@ def _labelled(root: SourceRoot, sample: RawSample, label_path: str, names: list[
               quarantine: Quarantine) -> RawSample | None:
     """`sample` with its size (from the image header) and the label file's boxes; None (quarantined) when
     the header cannot be read."""
+    lines = list(text_lines(root, label_path, quarantine))
     try:
         sample.width, sample.height = root.image_size(sample.image)
     except (OSError, ValueError) as error:
-        quarantine.skip(root.uri(sample.image), "unreadable image", str(error))
+        quarantine.skip(root.uri(sample.image), "unreadable image", str(error),
+                        units=sum(1 for line in lines if line.split()))
         return None
-    sample.objects = parse_label_file(root.read_text(label_path), names, sample.width, sample.height,
-                                      root.uri(label_path), quarantine)
+    sample.objects = parse_label_file(lines, names, sample.width, sample.height, root.uri(label_path), quarantine)
     return sample
 
 
@@ -155,8 +160,8 @@ def read_yolo(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Ite
     for image in images:
         key = posixpath.splitext(image)[0]
         label_path = labels.pop(pair_key(image, "images"), None)
-        if key in seen:
-            quarantine.skip(root.uri(image), "duplicate key", key)
+        if key in seen:  # 0 units: its label file (the same pair key) was read with the first
+            quarantine.skip(root.uri(image), "duplicate key", key, units=0)
             continue
         seen.add(key)
         split = split_of(image, folders) or hash_split(key, options["fractions"])
@@ -166,7 +171,8 @@ def read_yolo(root: SourceRoot, spec: SourceSpec, quarantine: Quarantine) -> Ite
         if sample is not None:
             yield sample
     for label_path in labels.values():
-        quarantine.skip(root.uri(label_path), "image not found")
+        units = sum(1 for line in text_lines(root, label_path, Quarantine(spec.name)) if line.split())
+        quarantine.skip(root.uri(label_path), "image not found", units=units)
 
 
 SOURCES: list[SourceSpec] = []  # the YOLO datasets are registered in mmrs.readers.coco (format chosen at read time)

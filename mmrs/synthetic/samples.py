@@ -1,7 +1,7 @@
 """Dataset specs of the sample corpus and the deterministic stream of scenes each one draws.
 
 A `SyntheticDataset` says what a real dataset looks like (sensor, classes under its own names, image
-size, ground sample distance, splits, size at scale 1); `iter_samples` yields its `Sample`s one at a
+size, ground sample distance, splits, size at scale 1); `iter_samples` yields its `GeneratedImage`s one at a
 time from (seed, dataset name, index) alone, so any sample can be rebuilt without the others, output
 is identical across runs, and memory stays flat as `scale` grows.
 """
@@ -38,7 +38,7 @@ class WriteReport:
 
 
 @dataclass(frozen=True)
-class Sample:
+class GeneratedImage:
     """One image-to-be of a dataset. The scene is drawn on first access; pixels are rendered on demand."""
 
     dataset: str
@@ -65,7 +65,7 @@ class Sample:
         return render(self.scene)
 
 
-Writer = Callable[["SyntheticDataset", Iterator[Sample], Path], WriteReport]
+Writer = Callable[["SyntheticDataset", Iterator[GeneratedImage], Path], WriteReport]
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class SyntheticDataset:
         return pattern
 
 
-def iter_samples(spec: SyntheticDataset, seed: int, scale: int) -> Iterator[Sample]:
+def iter_samples(spec: SyntheticDataset, seed: int, scale: int) -> Iterator[GeneratedImage]:
     """Yield spec.images * scale samples; classes rotate so every class reaches every split."""
     pattern = spec.split_pattern()
     classes = list(spec.classes)
@@ -117,5 +117,5 @@ def iter_samples(spec: SyntheticDataset, seed: int, scale: int) -> Iterator[Samp
         else:
             width, height = spec.size
         gsd = float(rng.uniform(*spec.gsd))
-        yield Sample(spec.name, i, split, scene_class, spec.sensor, width, height, gsd,
-                     seed=int(rng.integers(0, 2**31 - 1)), edge_objects=spec.edge_objects)
+        yield GeneratedImage(spec.name, i, split, scene_class, spec.sensor, width, height, gsd,
+                             seed=int(rng.integers(0, 2**31 - 1)), edge_objects=spec.edge_objects)

@@ -113,5 +113,8 @@ def test_paper_tables_carry_the_results_and_mlflow_the_tables_and_pictures(world
     pictures = {a.path.rsplit("/", 1)[1] for a in client.list_artifacts(run_id, "evaluation/pictures")}
     assert {"nwpu_resisc45_confusion_matrix.png", "dior_rsvg_gallery.png"} <= pictures
     assert "eval/nwpu_resisc45/Top-1" in client.get_run(run_id).data.metrics
+    version = client.get_model_version("earthgpt-eval-test", "1")
+    assert "Evaluation: nwpu_resisc45 Top-1" in version.description
+    assert "eval/dior_rsvg/Pr_at_0.5" in version.tags
     promoted = meta["paper_tables"]["promoted_to_champion"].value
     assert promoted == checks[("paper_tables", "every_benchmark_beats_its_baseline")].passed

@@ -22,3 +22,19 @@ def test_resources_give_back_the_settings(tmp_path):
     resources = resources_from_settings(StorageSettings(models=str(tmp_path)), tracking, compute)
     assert resources["tracking"].settings == tracking and resources["compute"].distributed == compute
     assert resources["storage"].layout.final_model == f"{tmp_path}/stage3/model"
+
+
+def test_a_run_overriding_one_field_keeps_the_profile_values_of_the_others(tmp_path):
+    import dagster as dg
+
+    resources = resources_from_settings(StorageSettings(models=str(tmp_path / "m"), mmrs=str(tmp_path / "x")),
+                                        TrackingSettings(), DistributedConfig())
+    seen = {}
+
+    @dg.asset
+    def probe(storage: StorageResource) -> None:
+        seen.update(models=storage.models, mmrs=storage.mmrs)
+
+    dg.materialize([probe], resources=resources,
+                   run_config={"resources": {"storage": {"config": {"mmrs": str(tmp_path / "y")}}}})
+    assert seen == {"models": str(tmp_path / "m"), "mmrs": str(tmp_path / "y")}

@@ -51,9 +51,9 @@ def test_shards_manifest_and_quarantine(tmp_path):
                                                      "train-00000.jsonl"]
     assert [s["records"] for s in manifest["shards"]] == [1, 1]
     assert manifest["images"] == {"train": 1, "test": 1}
-    assert manifest["quarantine"]["skipped"] == {"no boxes": 1, "unreadable image": 1}
+    assert manifest["quarantine"]["skipped"] == {"no boxes": 1, "image missing": 1}
     entries = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
-    assert {e["reason"] for e in entries} == {"no boxes", "unreadable image"}
+    assert {e["reason"] for e in entries} == {"no boxes", "image missing"}
     assert any("images/d.png" in e["path"] for e in entries)
     records = list(iter_source_records(str(out)))
     assert [r["id"] for r in records] == ["toy/test/b/detection_hbb", "toy/train/a/detection_hbb"]
@@ -114,11 +114,11 @@ def test_tiled_conversion_is_the_same_on_any_number_of_threads(tmp_path):
     entries = [json.loads(line) for line in outputs[0][Path("quarantine.jsonl")].decode().splitlines()]
     outside = "object in no tile: outside the scene"
     assert [(e["reason"], e["path"]) for e in entries] == [
-        (outside, "images/s0.png"), (outside, "images/s1.png"), ("unreadable image", "images/missing.png"),
-        (outside, "images/s2.png"), ("unreadable image", "images/s3.png"), (outside, "images/s4.png"),
-        (outside, "images/s5.png")]
+        (outside, "images/s0.png"), (outside, "images/s1.png"), ("image missing", "images/missing.png"),
+        (outside, "images/s2.png"), ("truncated image", "images/s3.png"), (outside, "images/s4.png"),
+        (outside, "images/s5.png")]  # the image check finds the missing and the cut-off scene before tiling
     summary = json.loads(outputs[0][Path("manifest.json")])["quarantine"]
-    assert summary == {"skipped": {outside: 5, "unreadable image": 2},
+    assert summary == {"skipped": {outside: 5, "image missing": 1, "truncated image": 1},
                        "fixed": {"object part under visibility threshold left out of a tile": 5}}
     tiles = {p.name: p for p in (tmp_path / "out1" / "toy" / "tiles").iterdir()}
     assert len(tiles) == 5 * 4 and not any(name.startswith("s3__") for name in tiles)
@@ -194,12 +194,15 @@ def test_quarantine_entries_come_in_reading_order(tmp_path):
         for i in range(150):
             if i in (64, 100):
                 quarantine.skip("labels.txt", "reader note", {"line": i})
-            size = (None, None) if i in (0, 70) else (100, 100)  # no image file: unreadable
+            size = (None, None) if i in (0, 70) else (100, 100)
             yield RawSample(spec.name, "train", f"k{i}", f"images/{i}.png", spec.modality, *size,
                             objects=[Box("ship", hbb=(10, 10, 10, 40)), Box("ship", hbb=(1, 1, 9, 9))],
                             referrals=[Referral("the ship", (5, 5, 5, 5))])
 
-    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "images").mkdir(parents=True)
+    for i in range(150):
+        if i not in (0, 70):  # no image file: "image missing"
+            Image.new("L", (100, 100)).save(tmp_path / "raw" / "images" / f"{i}.png")
     spec = SourceSpec(name="toy", title="TOY", tasks=("detection_hbb", "grounding"), modality="sar", reader=reader)
     convert_source(spec, str(tmp_path / "raw"), str(tmp_path / "out"))
     lines = (tmp_path / "out" / "toy" / "quarantine.jsonl").read_text().splitlines()
@@ -209,7 +212,7 @@ def test_quarantine_entries_come_in_reading_order(tmp_path):
         want += [("reader note", "labels.txt", False) for i in (64, 100) if start <= i < start + 64]
         for i in range(start, min(start + 64, 150)):
             if i in (0, 70):
-                want.append(("unreadable image", f"images/{i}.png", False))
+                want.append(("image missing", f"images/{i}.png", False))
             else:
                 want += [("degenerate box", f"images/{i}.png", False), ("degenerate box", f"images/{i}.png", True)]
     assert got == want

@@ -113,3 +113,14 @@ def test_hbb_fast_path_matches_the_general_outline_route(hbb):
                                Quarantine("demo"))
     assert fast.hbb == general.hbb and fast.hbb_text == general.hbb_text and fast.obb_text == general.obb_text
     assert fast.obb == pytest.approx(general.obb, abs=1e-9)
+
+
+def test_obb_corners_are_ordered_in_the_frame_they_are_written_in():
+    """640x512 (HIT-UAV): padded by 64 px at the top. In pixels (0, 45) is closest to the origin, but the
+    written numbers start with the corner closest to the padded square's origin, (50, 0) -> 0.08,0.10."""
+    quad = (0, 45, 50, 0, 60, 11, 10, 56)
+    spec = _spec(["detection_obb"])
+    (obj,) = prepare_objects(_raw(objects=[Box("plane", obb=quad)]), spec, 640, 512, Quarantine("demo"))
+    assert obj.obb_text == "0.08,0.10,0.09,0.12,0.02,0.19,0.00,0.17"
+    written = [tuple(float(v) for v in obj.obb_text.split(",")[i:i + 2]) for i in range(0, 8, 2)]
+    assert min(written, key=lambda p: (p[0] ** 2 + p[1] ** 2, p[1], p[0])) == written[0]

@@ -87,7 +87,8 @@ def test_order_quad_is_order_obb_flat():
               (3, 4, 4, 3, 4, 3, 3, 4), (2, 2, 2, 2, 2, 2, 2, 2), (1.5, 0, 0, 1.5, 1.5, 3, 3, 1.5)]
     for quad in quads:
         points = list(zip(quad[0::2], quad[1::2], strict=True))
-        assert order_quad(quad) == tuple(c for p in order_obb(points) for c in p), quad
+        for origin in ((0.0, 0.0), (0.0, -64.0), (-100.0, 0.0)):
+            assert order_quad(quad, origin) == tuple(c for p in order_obb(points, origin) for c in p), quad
 
 
 def test_outlines_inside_the_image_skip_clipping_with_the_same_result():
@@ -101,7 +102,7 @@ def test_outlines_inside_the_image_skip_clipping_with_the_same_result():
             want_hbb = box.hbb or polygon_hbb(corners)
             visible = clip_polygon(corners, 0, 0, 300, 200)
             assert hbb == want_hbb and clipped == clip_hbb(want_hbb, 300, 200)
-            assert outline == (None if visible is None else tuple(c for p in order_obb(visible) for c in p))
+            assert outline == (None if visible is None else tuple(c for p in order_obb(visible, (0, -50)) for c in p))
             assert fast_geometry(box, 300, 200) == object_geometry(box, 300, 200)
 
 

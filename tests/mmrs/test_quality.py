@@ -1,6 +1,7 @@
 import json
 
-from mmrs.quality import check_source, schema_problem
+from mmrs.quality import check_source
+from mmrs.record import schema_problem
 from mmrs.shards import ShardWriter, content_hash, write_json
 
 

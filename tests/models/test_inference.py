@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import torch
 
 from models.image_transform import preprocess
@@ -7,9 +6,7 @@ from models.inference import (
     ChatSession,
     GenerationOptions,
     answer_questions,
-    count_hint_prompt,
     left_pad,
-    parse_count,
     predict,
 )
 from models.tokenization import encode_prompt
@@ -70,17 +67,3 @@ def test_chat_keeps_history_and_count_then_detect_asks_twice(model, tokenizer):
     assert chat.history[3][0].endswith("describe using horizontal bounding boxes.")
     assert (count is None) == ("There are" not in chat.history[3][0])
     assert detection == chat.history[3][1]
-
-
-@pytest.mark.parametrize(("count", "hint"), [
-    (1, "There is one plane in the image. "), (2, "There are two planes in the image. "),
-    (13, "There are 13 planes in the image. "), (0, "There are no planes in the image. "), (None, "")])
-def test_the_count_hint_words_counts_as_the_training_answers_do(count, hint):
-    assert count_hint_prompt("plane", count, oriented=True) == (
-        hint + "Detect all planes shown in the image and describe using oriented bounding boxes.")
-
-
-@pytest.mark.parametrize(("text", "count"), [("There are eight tennis courts", 8), ("13", 13), ("none", None),
-                                             ("two ships and 3 cars", 2)])
-def test_parse_count(text, count):
-    assert parse_count(text) == count

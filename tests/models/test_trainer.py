@@ -89,9 +89,13 @@ def test_resume_after_a_stop_gives_the_same_weights(tmp_path, corpus, tok, keyed
         assert torch.equal(a, b), name
 
 
-def test_frozen_tensors_untouched_and_mlflow_run_contents(tmp_path, corpus, tok):
+def test_frozen_tensors_untouched_and_mlflow_run_contents(tmp_path, corpus, tok, caplog):
     before = _model(tok).state_dict()
-    model, result = _run(tmp_path, corpus, tok, "run")
+    with caplog.at_level("INFO", logger="earthgpt.training"):
+        model, result = _run(tmp_path, corpus, tok, "run")
+    progress = [r.getMessage() for r in caplog.records if r.name == "earthgpt.training"]
+    assert progress and progress[-1].startswith("stage2 step 6/6 (100%) loss ")
+    assert "samples/s" in progress[-1] and "left" in progress[-1]
     trainable = set(result.trainable)
     for name, tensor in model.state_dict().items():
         assert torch.equal(before[name], tensor) == (name not in trainable), name

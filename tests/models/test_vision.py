@@ -36,9 +36,11 @@ def test_single_channel_images_are_replicated_to_rgb(vision):
     torch.testing.assert_close(vision(gray), vision(gray.expand(-1, 3, -1, -1)))
 
 
-def test_encoders_are_frozen_and_stay_in_eval_mode(vision):
+def test_encoders_are_frozen_without_dropout(vision):
     vision.train()
-    assert not vision.vit.training and not vision.cnn.training
+    dropouts = [m.p for m in [*vision.vit.modules(), *vision.cnn.modules()] if isinstance(m, torch.nn.Dropout)]
+    assert all(p == 0.0 for p in dropouts)
+    assert vision.vit.config.drop_path_rate == 0.0 and vision.cnn.config.drop_path_rate == 0.0
     assert all(not p.requires_grad for p in [*vision.vit.parameters(), *vision.cnn.parameters()])
     assert all(p.requires_grad for p in vision.projector.parameters())
     vision(torch.randn(1, 3, 64, 64)).sum().backward()
@@ -103,3 +105,36 @@ def test_paper_preset_shapes_without_weights(capsys):
     assert tokens.shape == (1, 256, 4096)
     projector = sum(p.numel() for p in vision.projector.parameters())
     assert projector == (192 + 384 + 768 + 3) * 512 + (3 * 1024 + 3 * 512 + 1) * 4096
+
+
+def test_each_encoder_normalises_the_pixels_with_its_own_statistics():
+    """The paper's CLIP ConvNeXt expects CLIP's mean and std, DINOv2 ImageNet's."""
+    import dataclasses
+
+    from models.config import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, tiny
+    from models.vision import VisualPerception
+
+    config = tiny()
+    config = dataclasses.replace(config, cnn=dataclasses.replace(config.cnn, mean=CLIP_MEAN, std=CLIP_STD))
+    torch.manual_seed(0)
+    vision = VisualPerception(config, 32)
+    seen = {}
+    vit, cnn = vision.vit_features, vision.cnn_features
+    vision.vit_features = lambda x: vit(seen.setdefault("vit", x))
+    vision.cnn_features = lambda x: cnn(seen.setdefault("cnn", x))
+    pixels = torch.rand(1, 3, 64, 64)
+    vision(pixels)
+    for name, mean, std in (("vit", IMAGENET_MEAN, IMAGENET_STD), ("cnn", CLIP_MEAN, CLIP_STD)):
+        expected = (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        torch.testing.assert_close(seen[name], expected)
+
+
+def test_the_frozen_encoders_compute_the_same_in_train_and_eval_mode():
+    """Built without dropout or drop-path, so the model can follow Lightning's train()/eval() switches."""
+    torch.manual_seed(0)
+    vision = VisualPerception(tiny(), 32)
+    pixels = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        training = vision.train()(pixels)
+        evaluating = vision.eval()(pixels)
+    torch.testing.assert_close(training, evaluating)

@@ -32,6 +32,7 @@ def test_materialize_in_process_reports_metadata_and_passing_checks(resources):
     meta = mat.materialization.metadata
     assert meta["images"].value == 60 and meta["annotation_records"].value > 60
     assert "scale: 1" in meta["settings"].value
+    assert meta["thumbnails"].value.count("data:image/png;base64,") == 1
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {"splits_complete", "annotated"}
     assert all(c.passed for c in checks)

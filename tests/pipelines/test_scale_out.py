@@ -146,7 +146,7 @@ def test_dagster_definitions_validate_passes(profile, tmp_path):
 # --- the GPU pool ----------------------------------------------------------------------------------------------
 def test_a_gpu_step_waits_while_another_run_holds_the_gpu(tmp_path, monkeypatch):
     """dagster.yaml's pool limit: a step of the gpu pool starts only when no other step of it runs."""
-    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (tmp_path / "dagster.yaml").write_text((REPO / "deploy" / "dagster.yaml").read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     started = []
 

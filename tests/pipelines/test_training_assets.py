@@ -68,6 +68,10 @@ def test_training_assets_train_register_and_pass_their_checks(tmp_path, corpus):
     version = mlflow.MlflowClient().get_model_version("earthgpt-test", "1")
     run = mlflow.get_run(version.run_id)
     assert run.data.tags["stage"] == "stage3" and len(run.data.tags["data_version"]) == 64
+    assert version.tags["stage"] == "stage3" and version.tags["data_version"] == run.data.tags["data_version"]
+    assert "4 steps on MMRS-1M data version" in version.description
+    assert "loss_curve.png" in {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
+    assert "data:image/png;base64," in meta["earthgpt_model"]["loss_curve"].value
 
     # the evaluation scored every held-out image, logged to the stage-3 run, and promoted only on a pass
     manifest = json.loads((corpus / "mmrs" / "nwpu_resisc45" / "manifest.json").read_text())

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrs.synthetic.samples import Sample, SyntheticDataset, WriteReport
+from mmrs.synthetic.samples import GeneratedImage, SyntheticDataset, WriteReport
 from mmrs.synthetic.truth import captions
 from mmrs.synthetic.writers.common import JsonArrayWriter, save_image, write_json_document
 
@@ -51,7 +51,7 @@ def _styled_raw(caption: str, rng: np.random.Generator, force_spaced: bool) -> s
 # --------------------------------------------------------------------------------------------- RSICD
 
 
-def _rsicd_filename(sample: Sample, class_name: str, numbers: Counter[str]) -> str:
+def _rsicd_filename(sample: GeneratedImage, class_name: str, numbers: Counter[str]) -> str:
     """`<scene>_<n>.jpg` (n per scene from 1), or the numeric `<index + 1:05d>.jpg` for quirk indices."""
     if sample.index % QUIRK_PERIOD == 5:
         return f"{sample.index + 1:05d}.jpg"
@@ -59,7 +59,7 @@ def _rsicd_filename(sample: Sample, class_name: str, numbers: Counter[str]) -> s
     return f"{class_name}_{numbers[class_name]}.jpg"
 
 
-def _rsicd_sentences(sample: Sample, imgid: int, first_sentid: int) -> list[dict[str, Any]]:
+def _rsicd_sentences(sample: GeneratedImage, imgid: int, first_sentid: int) -> list[dict[str, Any]]:
     """Karpathy SENT records for one image, with the per-index quirks of the module docstring."""
     rng = sample.rng("quirks")
     texts = captions(sample.scene)
@@ -74,7 +74,7 @@ def _rsicd_sentences(sample: Sample, imgid: int, first_sentid: int) -> list[dict
     ]
 
 
-def write_rsicd(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_rsicd(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """RSICD (A1): `RSICD_images/<name>.jpg` (224x224 RGB) and `dataset_rsicd.json` =
     `{"images": [{filename, imgid, split, sentids, sentences: [{tokens, raw, imgid, sentid}]}],
     "dataset": "rsicd"}` with imgid = running image index and sentid a global running index."""
@@ -112,7 +112,7 @@ def nwpu_imgid(spec: SyntheticDataset, index: int) -> int:
     return index // block * block + _block_order(spec.name, block)[index % block]
 
 
-def _nwpu_record(sample: Sample, filename: str, imgid: int) -> dict[str, Any]:
+def _nwpu_record(sample: GeneratedImage, filename: str, imgid: int) -> dict[str, Any]:
     """`{filename, imgid, split, raw, sentids, raw_1, sentids_1, ..., raw_4, sentids_4}` with
     sentids_k = 5 * imgid + k (scalars)."""
     rng = sample.rng("quirks")
@@ -124,7 +124,7 @@ def _nwpu_record(sample: Sample, filename: str, imgid: int) -> dict[str, Any]:
     return record
 
 
-def write_nwpu_captions(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_nwpu_captions(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """NWPU-Captions (A5): `NWPU_images/<class>/<class>_<NNN>.jpg` (256x256 RGB, NNN per class from 001)
     and `dataset_nwpu.json` = `{"<class>": [record, ...], ...}` with class keys sorted; each class array
     is streamed through its own spool."""

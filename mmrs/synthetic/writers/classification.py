@@ -18,17 +18,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mmrs.synthetic.samples import Sample, SyntheticDataset, WriteReport
+from mmrs.synthetic.samples import GeneratedImage, SyntheticDataset, WriteReport
 from mmrs.synthetic.writers.common import save_image
 
 # A Finder metadata file: the "Bud1" buddy-allocator magic followed by an empty block.
 DS_STORE = b"\x00\x00\x00\x01Bud1" + bytes(2040)
 
 # file name of an image from (class folder name, 1-based number within the class, sample)
-FileNamer = Callable[[str, int, Sample], str]
+FileNamer = Callable[[str, int, GeneratedImage], str]
 
 
-def write_class_folders(spec: SyntheticDataset, samples: Iterator[Sample], root: Path,
+def write_class_folders(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path,
                         class_root: Path, file_name: FileNamer) -> WriteReport:
     """Write `class_root/<class>/<file_name(class, n, sample)>` per sample, n counted per class from 1,
     plus `.DS_Store` files in `class_root` and in the first class folder."""
@@ -48,7 +48,7 @@ def write_class_folders(spec: SyntheticDataset, samples: Iterator[Sample], root:
     return report
 
 
-def write_nwpu_resisc45(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_nwpu_resisc45(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """NWPU-RESISC45 (C1): `<class>/<class>_<NNN>.jpg`, 256x256 RGB JPEG."""
     return write_class_folders(spec, samples, root, root, lambda cls, n, _: f"{cls}_{n:03d}.jpg")
 
@@ -58,12 +58,12 @@ def clrs_extension(index: int) -> str:
     return ".TIF" if index % 10 == 3 else ".tif"
 
 
-def write_clrs(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_clrs(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """CLRS (C9): `<class>/<class>_<n>.tif` RGB TIFF, a few with the extension `.TIF`."""
     return write_class_folders(spec, samples, root, root,
                                lambda cls, n, sample: f"{cls}_{n}{clrs_extension(sample.index)}")
 
 
-def write_nasc_tg2(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_nasc_tg2(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """NaSC-TG2 (C10): `RGB/<class>/<class>_<n>.jpg`, 128x128 RGB JPEG."""
     return write_class_folders(spec, samples, root, root / "RGB", lambda cls, n, _: f"{cls}_{n}.jpg")

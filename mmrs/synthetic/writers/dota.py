@@ -34,7 +34,7 @@ from shapely.geometry import Polygon, box
 
 from mmrs.geometry import Point, clip_hbb
 from mmrs.synthetic.corpus import DOTA_OBJECTS
-from mmrs.synthetic.samples import Sample, SyntheticDataset, WriteReport
+from mmrs.synthetic.samples import GeneratedImage, SyntheticDataset, WriteReport
 from mmrs.synthetic.scene import Scene, SceneObject
 from mmrs.synthetic.writers.common import fmt_px, save_image, write_lines
 
@@ -118,7 +118,7 @@ def write_labels(split_dir: Path, split: str, stem: str, scene: Scene, quirks: L
     return len(task1) - 2
 
 
-def write_dota(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_dota(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """Write DOTA under `root` (see the module docstring for the layout)."""
     report = WriteReport(spec.name, root)
     labelled = 0

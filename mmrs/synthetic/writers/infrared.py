@@ -45,7 +45,7 @@ from typing import IO, Any
 
 from mmrs.geometry import clip_hbb
 from mmrs.synthetic.corpus import HIT_UAV_OBJECTS
-from mmrs.synthetic.samples import Sample, SyntheticDataset, WriteReport
+from mmrs.synthetic.samples import GeneratedImage, SyntheticDataset, WriteReport
 from mmrs.synthetic.scene import Scene, SceneObject
 from mmrs.synthetic.writers.common import JsonArrayWriter, save_image, sub, write_json_document, write_xml
 
@@ -114,7 +114,7 @@ def altitude_m(gsd: float) -> int:
     return min(130, max(60, 10 * round(gsd * 150)))
 
 
-def frame_of(sample: Sample) -> Frame:
+def frame_of(sample: GeneratedImage) -> Frame:
     """Capture metadata of a sample (see the module docstring for each rule)."""
     perspective = int(sample.rng("camera").choice(PERSPECTIVES))
     return Frame(int(sample.scene.night), altitude_m(sample.gsd), perspective, 0, sample.index,
@@ -135,7 +135,7 @@ def _object_box(obj: SceneObject, scene: Scene) -> Box:
     return Box(HIT_UAV_OBJECTS[obj.kind], hbb, rbox, difficult)
 
 
-def _dont_care(sample: Sample, boxes: list[Box], tries: int = 20) -> Box | None:
+def _dont_care(sample: GeneratedImage, boxes: list[Box], tries: int = 20) -> Box | None:
     """An ignore region of 30-60 px on empty ground (2 px clear of every object box), or None."""
     rng, scene = sample.rng("quirks"), sample.scene
     for _ in range(tries):
@@ -147,7 +147,7 @@ def _dont_care(sample: Sample, boxes: list[Box], tries: int = 20) -> Box | None:
     return None
 
 
-def boxes_of(sample: Sample) -> list[Box]:
+def boxes_of(sample: GeneratedImage) -> list[Box]:
     """The annotations of a sample: its objects in scene order, then the DontCare quirk if any."""
     scene = sample.scene
     boxes = [_object_box(obj, scene) for obj in scene.objects if obj.kind in HIT_UAV_OBJECTS]
@@ -282,7 +282,7 @@ def _open_image_sets(stack: ExitStack, root: Path, splits: list[str]) -> dict[st
     return files
 
 
-def _write_image(root: Path, sample: Sample, frame: Frame) -> None:
+def _write_image(root: Path, sample: GeneratedImage, frame: Frame) -> None:
     """Encode the thermal image once, then copy the bytes into the other three folders."""
     name = f"{frame.stem}.jpg"
     first = root / "normal_xml" / "JPEGImages" / name
@@ -293,7 +293,7 @@ def _write_image(root: Path, sample: Sample, frame: Frame) -> None:
         shutil.copyfile(first, folder / name)
 
 
-def write_hit_uav(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_hit_uav(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """HIT-UAV: the four official folders (see the module docstring), streamed sample by sample."""
     report = WriteReport(spec.name, root)
     splits = [name for name, _ in spec.splits]

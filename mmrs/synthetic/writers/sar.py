@@ -42,7 +42,7 @@ import numpy as np
 
 from mmrs.geometry import clip_hbb, polygon_area
 from mmrs.synthetic.render import object_parts, sar_to_uint8, sar_to_uint16
-from mmrs.synthetic.samples import Sample, SyntheticDataset, WriteReport
+from mmrs.synthetic.samples import GeneratedImage, SyntheticDataset, WriteReport
 from mmrs.synthetic.scene import Scene, SceneObject
 from mmrs.synthetic.writers.common import (
     JsonArrayWriter,
@@ -103,7 +103,7 @@ def _num(value: float, digits: int = 2) -> str:
     return str(round(value, digits) + 0.0)
 
 
-def _gray_rgb(sample: Sample) -> np.ndarray:
+def _gray_rgb(sample: GeneratedImage) -> np.ndarray:
     """The sample's SAR amplitude as an 8-bit display image with gray in 3 channels (SSDD/HRSID JPEG)."""
     return gray_to_rgb(sar_to_uint8(sample.pixels()))
 
@@ -126,7 +126,7 @@ def _coco_annotation(ann_id: int, image_id: int, obj: SceneObject, scene: Scene)
             "area": polygon_area(hull), "segmentation": [[c for point in hull for c in point]], "iscrowd": 0}
 
 
-def write_hrsid(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_hrsid(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """HRSID_JPG: chips under JPEGImages/ and one COCO file per split (image id = index + 1)."""
     report = WriteReport(spec.name, root)
     spools = {split: (JsonArrayWriter(), JsonArrayWriter()) for split, _ in spec.splits}
@@ -149,7 +149,7 @@ def write_hrsid(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -
 
 # --- SSDD -----------------------------------------------------------------------------------------
 
-def ssdd_folders(sample: Sample, spec: SyntheticDataset) -> list[str]:
+def ssdd_folders(sample: GeneratedImage, spec: SyntheticDataset) -> list[str]:
     """Split folders a sample goes to: its split, and for test images also test_inshore/test_offshore."""
     if sample.split != "test":
         return [sample.split]
@@ -190,7 +190,7 @@ def _ssdd_xml(file_name: str, scene: Scene) -> ET.Element:
     return root
 
 
-def write_ssdd(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_ssdd(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """Official-SSDD-OPEN/BBox_RBox_PSeg_SSDD/voc_style: one JPEG encoding per image, copied to the
     inshore/offshore test folders."""
     report = WriteReport(spec.name, root)
@@ -254,7 +254,7 @@ def _air_sarship_xml(index: int, file_name: str, scene: Scene) -> ET.Element:
     return root
 
 
-def write_air_sarship_2(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_air_sarship_2(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """AIR-SARShip-2.0: uint16 TIFF per image and its Gaofen xml; no split files (none is official)."""
     report = WriteReport(spec.name, root)
     for sample in samples:

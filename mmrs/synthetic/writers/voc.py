@@ -44,7 +44,7 @@ from typing import IO
 
 from mmrs.geometry import HBB, Point, clip_hbb
 from mmrs.synthetic.corpus import DIOR_OBJECTS
-from mmrs.synthetic.samples import Sample, SyntheticDataset, WriteReport
+from mmrs.synthetic.samples import GeneratedImage, SyntheticDataset, WriteReport
 from mmrs.synthetic.scene import Scene, SceneObject
 from mmrs.synthetic.truth import referring_expressions
 from mmrs.synthetic.writers.common import fmt_px, save_image, sub, write_xml
@@ -174,7 +174,7 @@ def dior_image_folder(split: str) -> str:
     return "JPEGImages-test" if split == "test" else "JPEGImages-trainval"
 
 
-def write_dior(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_dior(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """Write DIOR and DIOR-R under `root` (see the module docstring for the layout and quirks)."""
     report = WriteReport(spec.name, root)
     with ExitStack() as stack:
@@ -198,7 +198,7 @@ def mar20_name(obj: SceneObject) -> str | None:
     return obj.subtype if obj.kind == "plane" else None
 
 
-def write_mar20(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_mar20(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """Write MAR20 under `root` (see the module docstring); annotations count real planes only."""
     report = WriteReport(spec.name, root)
     with ExitStack() as stack:
@@ -274,7 +274,7 @@ class RsvgSplits:
         self.next_index += 1
 
 
-def write_dior_rsvg(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_dior_rsvg(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """Write DIOR-RSVG under `root` (see the module docstring); annotations count real expressions."""
     report = WriteReport(spec.name, root)
     written = 0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmrs.synthetic.samples import Sample, SyntheticDataset, WriteReport
+from mmrs.synthetic.samples import GeneratedImage, SyntheticDataset, WriteReport
 from mmrs.synthetic.truth import QA, vqa_pairs
 from mmrs.synthetic.writers.common import JsonArrayWriter, save_image, write_json_document, write_lines
 
@@ -62,7 +62,7 @@ class _SplitTrio:
             write_json_document(root / f"{prefix}_split_{split}_{key}.json", {}, {key: spool})
 
 
-def _image_record(layout: RsvqaLayout, img_id: int, sample: Sample | None, questions_ids: list[int],
+def _image_record(layout: RsvqaLayout, img_id: int, sample: GeneratedImage | None, questions_ids: list[int],
                   active: bool) -> dict[str, Any]:
     """Full RSVQA image record. Map coordinates (metres) tile a 16-column grid by sample index; an
     inactive placeholder (no sample) gets zero coordinates and resolution."""
@@ -75,7 +75,7 @@ def _image_record(layout: RsvqaLayout, img_id: int, sample: Sample | None, quest
             "active": active}
 
 
-def _add_sample(trio: _SplitTrio, layout: RsvqaLayout, sample: Sample, img_id: int,
+def _add_sample(trio: _SplitTrio, layout: RsvqaLayout, sample: GeneratedImage, img_id: int,
                 first_qid: int) -> tuple[int, int]:
     """Records of one image: its true QA pairs (active) and, at INACTIVE_INDEX, one more true pair
     marked inactive. Question ids run from `first_qid`; returns (active pairs, question ids used)."""
@@ -90,7 +90,7 @@ def _add_sample(trio: _SplitTrio, layout: RsvqaLayout, sample: Sample, img_id: i
     return len(pairs), len(qids)
 
 
-def _write_rsvqa(spec: SyntheticDataset, samples: Iterator[Sample], root: Path,
+def _write_rsvqa(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path,
                  layout: RsvqaLayout) -> WriteReport:
     """`<image_dir>/<id>.tif` (RGB TIFF) and the JSON trio of every split in `spec.splits`."""
     report = WriteReport(spec.name, root)
@@ -112,13 +112,13 @@ def _write_rsvqa(spec: SyntheticDataset, samples: Iterator[Sample], root: Path,
     return report
 
 
-def write_rsvqa_lr(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_rsvqa_lr(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """RSVQA-LR (B2): `Images_LR/<id>.tif` + `LR_split_{train,val,test}_*.json`; types presence, comp,
     count (raw integer strings), rural_urban."""
     return _write_rsvqa(spec, samples, root, LR_LAYOUT)
 
 
-def write_rsvqa_hr(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_rsvqa_hr(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """RSVQA-HR (B3): `Data/<id>.tif` + `USGS_split_{train,val,test,test_phili}_*.json`; types presence,
     comp, count, area (`"<m2>m2"`)."""
     return _write_rsvqa(spec, samples, root, HR_LAYOUT)
@@ -130,7 +130,7 @@ CRSVQA_TYPES = ("scene", "count_left", "presence")
 FULL_WIDTH_QUESTION_MARK = "\uff1f"
 
 
-def crsvqa_lines(sample: Sample) -> list[str]:
+def crsvqa_lines(sample: GeneratedImage) -> list[str]:
     """Alternating question / answer lines; on samples with index % 5 == 1 questions end in `？`."""
     lines = []
     for qa in vqa_pairs(sample.scene, sample.rng("vqa"), CRSVQA_TYPES):
@@ -139,7 +139,7 @@ def crsvqa_lines(sample: Sample) -> list[str]:
     return lines
 
 
-def write_crsvqa(spec: SyntheticDataset, samples: Iterator[Sample], root: Path) -> WriteReport:
+def write_crsvqa(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
     """CRSVQA (B5, layout UNCERTAIN): `data/image/<name>.png` and `data/text/<name>.txt` (UTF-8, `\\r\\n`
     line ends), name = 5-digit 1-based sample number; no split."""
     report = WriteReport(spec.name, root)

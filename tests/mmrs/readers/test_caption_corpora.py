@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -25,6 +26,7 @@ from mmrs.readers.caption_corpora import SOURCES, laion_shards, normalize_captio
 from mmrs.registry import get_source
 from mmrs.shards import iter_source_records, resolve_location
 from mmrs.storage import MissingFileError, SourceRoot
+from mmrs.templates import NATURAL_CAPTION_PROMPT
 from models.image_transform import load_record_image, read_image
 
 SPECS = {spec.name: spec for spec in SOURCES}
@@ -126,8 +128,14 @@ def test_coco_2014_names(tmp_path: Path) -> None:
 
 
 def test_coco_missing_annotation_file_is_named_before_reading(tmp_path: Path) -> None:
+    """A split whose annotation file is absent is named (the manifest's absent splits) and the others are
+    read; with none there the error names them before anything is read."""
     coco_fixture(tmp_path)
     (tmp_path / "annotations/captions_val2017.json").unlink()
+    samples, quarantine = read(SPECS["coco_captions"], tmp_path)
+    assert samples and {s.split for s in samples} == {"train"}
+    assert re.search(r"annotations/captions_val2017\.json \(nor .*captions_val2014", quarantine.absent["val"])
+    (tmp_path / "annotations/captions_train2017.json").unlink()
     samples = SPECS["coco_captions"].reader(SourceRoot(str(tmp_path)), SPECS["coco_captions"], Quarantine("c"))
     with pytest.raises(MissingFileError, match=r"annotations/captions_val2017\.json \(nor .*captions_val2014"):
         next(samples)
@@ -295,6 +303,7 @@ def test_converted_records_load_their_pixels(tmp_path: Path, name: str, fixture:
         record = records[f"{name}/{sample.split}/{sample.key}/captioning"]
         assert (record["task"], record["image"]) == ("captioning", sample.image)
         assert [t["value"] for t in record["conversations"][1::2]] == record["target"]["captions"] == sample.captions
+        assert record["conversations"][0]["value"] == "<image>\n" + NATURAL_CAPTION_PROMPT  # not "remote sensing"
         pixels = load_record_image(resolve_location(manifest["image_root"], str(tmp_path / "out" / name)),
                                    record["image"])
         assert np.array_equal(pixels, read_image(images[sample.image]))

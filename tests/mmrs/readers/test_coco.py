@@ -105,8 +105,13 @@ def test_hrsid_quirks(tmp_path: Path) -> None:
 
 
 def test_hrsid_missing_annotation_file_is_named(tmp_path: Path) -> None:
+    """A split whose annotation file is absent is passed over and named; none present is an error."""
     _hrsid(tmp_path)
     (tmp_path / "annotations/test2017.json").unlink()
+    samples, quarantine = _read(tmp_path, SPECS["hrsid"])
+    assert samples and {s.split for s in samples} == {"train"}
+    assert list(quarantine.absent) == ["test"] and "annotations/test2017.json" in quarantine.absent["test"]
+    (tmp_path / "annotations/train2017.json").unlink()
     with pytest.raises(MissingFileError, match=r"annotations/test2017\.json"):
         _read(tmp_path, SPECS["hrsid"])
 
@@ -186,8 +191,9 @@ def test_hit_uav_json_pair(tmp_path: Path) -> None:
 def test_hit_uav_missing_rotate_file_is_named(tmp_path: Path) -> None:
     _hit_uav(tmp_path)
     (tmp_path / "rotate_json/annotations/test.json").unlink()
-    with pytest.raises(MissingFileError, match=r"rotate_json/annotations/test\.json"):
-        _read(tmp_path, SPECS["hit_uav"])
+    samples, quarantine = _read(tmp_path, SPECS["hit_uav"])
+    assert "test" not in {s.split for s in samples}
+    assert "rotate_json/annotations/test.json" in quarantine.absent["test"]
 
 
 # --- F3-F7: the format found at read time ---------------------------------------------------------------

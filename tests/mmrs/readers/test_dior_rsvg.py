@@ -92,16 +92,24 @@ def test_split_files_select_global_object_indices(rsvg_root: Path) -> None:
     }
 
 
-@pytest.mark.parametrize("missing", ["val.txt", "Annotations", "JPEGImages"])
+@pytest.mark.parametrize("missing", ["Annotations", "JPEGImages"])
 def test_missing_required_file_is_named(rsvg_root: Path, missing: str) -> None:
     target = rsvg_root / missing
-    if target.is_dir():
-        for child in target.iterdir():
-            child.unlink()
-        target.rmdir()
-    else:
-        target.unlink()
+    for child in target.iterdir():
+        child.unlink()
+    target.rmdir()
     with pytest.raises(MissingFileError, match=missing):
+        read(rsvg_root)
+
+
+def test_missing_split_file_is_an_absent_split(rsvg_root: Path) -> None:
+    """A copy without val.txt converts train and test and names the absent split; none: an error."""
+    (rsvg_root / "val.txt").unlink()
+    samples, quarantine = read(rsvg_root)
+    assert samples and "val" not in {s.split for s in samples} and "val.txt" in quarantine.absent["val"]
+    for name in ("train.txt", "test.txt"):
+        (rsvg_root / name).unlink()
+    with pytest.raises(MissingFileError, match="val.txt"):
         read(rsvg_root)
 
 

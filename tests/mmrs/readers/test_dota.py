@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from mmrs.raw import Box, RawSample
 from mmrs.readers.dota import HBB_FROM_OBB, SOURCES, read_dota
 from mmrs.storage import MissingFileError, SourceRoot
 from mmrs.synthetic.corpus import DATASETS, DOTA_OBJECTS, generate_dataset
-from mmrs.synthetic.samples import Sample, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, iter_samples
 from mmrs.synthetic.writers.dota import LabelQuirks, difficulty
 
 SPEC = SOURCES[0]
@@ -122,8 +123,14 @@ def test_spec():
 
 
 def test_missing_label_folder_is_named(fixture):
+    """A copy without val/ (test labels are never published; many download train only) converts train and
+    names what is absent; a copy with no labelled split at all is an error naming the folders."""
     (fixture / "val" / TASK1 / "P0100.txt").unlink()
     (fixture / "val" / TASK1).rmdir()
+    samples, quarantine = read(fixture)
+    assert samples and {s.split for s in samples} == {"train"}
+    assert "val/labelTxt-v1.0/labelTxt" in quarantine.absent["val"]
+    shutil.rmtree(fixture / "train")
     with pytest.raises(MissingFileError, match="val/labelTxt-v1.0/labelTxt"):
         read(fixture)
 
@@ -138,7 +145,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / DATASETS["dota"].folder
 
 
-def truth() -> list[tuple[str, str, Sample, LabelQuirks]]:
+def truth() -> list[tuple[str, str, GeneratedImage, LabelQuirks]]:
     """(split, key, sample, quirks) of every labelled sample, in the reader's order."""
     rows, labelled = [], 0
     for s in iter_samples(DATASETS["dota"], 0, 1):

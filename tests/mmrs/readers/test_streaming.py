@@ -42,11 +42,23 @@ def test_streams_items_and_replays_entries_in_order(tmp_path: Path) -> None:
     assert quarantine.skipped == Counter({"malformed record": 2})
 
 
-def test_document_broken_part_way_leaves_only_its_own_entry(tmp_path: Path) -> None:
-    text = json.dumps({"images": [{"name": "a"}, 7, {"name": "b"}]})[:-3]  # truncated after two records
+def test_document_broken_part_way_keeps_what_comes_before(tmp_path: Path) -> None:
+    """A cut-off file keeps its complete records: the streamed pass's entries are dropped, the recovered
+    document is loaded again, and the cut is one entry that says where it is."""
+    text = json.dumps({"images": [{"name": "a"}, 7, {"name": "b"}]})[:-3]  # truncated in the third record
     result, quarantine = _read(tmp_path, text)
-    assert result is None
-    assert quarantine.skipped == Counter({"invalid json": 1})  # not the malformed record before the break
+    assert result == (2, ["a"])
+    assert quarantine.skipped == Counter({"invalid json": 1, "malformed record": 1})
+    sink = []
+    quarantine = Quarantine("t", type("Sink", (), {"write": lambda self, line: sink.append(line)})())
+    read_json(SourceRoot(str(tmp_path)), "a.json", quarantine, _collect, lists=("images",))
+    assert json.loads(sink[0])["record"]["character"] == text.index('{"name": "b"')
+
+
+def test_document_that_is_not_json_at_all_is_one_entry_with_json_loads_message(tmp_path: Path) -> None:
+    text = '{"images": ['
+    result, quarantine = _read(tmp_path, text)
+    assert result is None and quarantine.skipped == Counter({"invalid json": 1})
     with pytest.raises(json.JSONDecodeError) as error:
         json.loads(text)
     sink = []

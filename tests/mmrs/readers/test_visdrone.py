@@ -83,6 +83,12 @@ def test_spec():
 
 
 def test_missing_annotations_folder_is_named(fixture):
+    """A split without its folders is passed over and named; a copy with no split at all is an error."""
     shutil.rmtree(fixture / VAL / "annotations")
+    samples, quarantine = read(fixture)
+    assert samples and "val" not in {s.split for s in samples}
+    assert "VisDrone2019-DET-val/annotations" in quarantine.absent["val"]
+    for folder in (TRAIN, TEST_DEV):
+        shutil.rmtree(fixture / folder)
     with pytest.raises(MissingFileError, match="VisDrone2019-DET-val/annotations"):
         read(fixture)

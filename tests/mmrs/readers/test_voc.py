@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from mmrs.readers.common import hash_split
 from mmrs.readers.voc import SOURCES, voc_samples
 from mmrs.storage import MissingFileError, SourceRoot
 from mmrs.synthetic.corpus import DATASETS, DIOR_OBJECTS, generate_dataset
-from mmrs.synthetic.samples import Sample, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, iter_samples
 from mmrs.synthetic.writers import infrared
 
 SPECS = {spec.name: spec for spec in SOURCES}
@@ -134,20 +135,31 @@ def test_dior_joins_hbb_and_obb_files_by_stem(dior_root: Path) -> None:
     }
 
 
-@pytest.mark.parametrize(("missing", "named"), [
-    ("ImageSets/Main/val.txt", "ImageSets/Main/val.txt"),
-    (OBB_DIR, "Oriented Bounding Boxes"),
-    ("JPEGImages-test", "JPEGImages-test"),
-])
-def test_dior_missing_required_file_is_named(dior_root: Path, missing: str, named: str) -> None:
-    target = dior_root / missing
+def _remove(target: Path) -> None:
     if target.is_dir():
-        for child in target.iterdir():
-            child.unlink()
-        target.rmdir()
+        shutil.rmtree(target)
     else:
         target.unlink()
-    with pytest.raises(MissingFileError, match=named):
+
+
+@pytest.mark.parametrize(("missing", "absent"), [
+    ("ImageSets/Main/val.txt", {"val": "ImageSets/Main/val.txt"}),
+    (OBB_DIR, {}),  # plain DIOR (no DIOR-R): the HBB files alone
+    (HBB_DIR, {}),  # a DIOR-R-only copy: the OBB files alone
+    ("JPEGImages-test", {"test": "JPEGImages-test"}),
+])
+def test_dior_partial_copies_convert_what_is_there(dior_root: Path, missing: str, absent: dict[str, str]) -> None:
+    """A copy without a split file, an image folder or one of the two annotation folders converts what is
+    there and names what is absent; a copy with nothing usable is an error naming the missing folders."""
+    _remove(dior_root / missing)
+    samples, quarantine = read("dior", dior_root)
+    assert samples and not {s.split for s in samples} & set(absent)
+    assert {split: next(iter(absent.values())) in what for split, what in quarantine.absent.items()} == \
+        dict.fromkeys(absent, True)
+    for folder in (HBB_DIR, OBB_DIR):
+        if (dior_root / folder).exists():
+            _remove(dior_root / folder)
+    with pytest.raises(MissingFileError, match="Bounding Boxes"):
         read("dior", dior_root)
 
 
@@ -374,29 +386,29 @@ def close(actual: Sequence[float] | None, expected: Sequence[float], tol: float)
     return actual is not None and all(abs(a - b) <= tol for a, b in zip(actual, expected, strict=True))
 
 
-def corpus(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, list[Sample]]:
+def corpus(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, list[GeneratedImage]]:
     out = tmp_path_factory.mktemp(name)
     generate_dataset(name, out, seed=0, scale=1)
     return out / DATASETS[name].folder, list(iter_samples(DATASETS[name], 0, 1))
 
 
 @pytest.fixture(scope="module")
-def dior_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Sample]]:
+def dior_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[GeneratedImage]]:
     return corpus(tmp_path_factory, "dior")
 
 
 @pytest.fixture(scope="module")
-def mar20_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Sample]]:
+def mar20_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[GeneratedImage]]:
     return corpus(tmp_path_factory, "mar20")
 
 
 @pytest.fixture(scope="module")
-def ssdd_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Sample]]:
+def ssdd_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[GeneratedImage]]:
     return corpus(tmp_path_factory, "ssdd")
 
 
 @pytest.fixture(scope="module")
-def hit_uav_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Sample]]:
+def hit_uav_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[GeneratedImage]]:
     return corpus(tmp_path_factory, "hit_uav")
 
 
@@ -406,7 +418,7 @@ def by_key(samples: list[RawSample]) -> dict[tuple[str, str], RawSample]:
     return keyed
 
 
-def assert_detections(sample: Sample, raw: RawSample, truth: list[tuple[str, Any, Any]]) -> None:
+def assert_detections(sample: GeneratedImage, raw: RawSample, truth: list[tuple[str, Any, Any]]) -> None:
     """truth: (label, clipped hbb, obb corners) per object, in file order."""
     assert [b.label for b in raw.objects] == [label for label, _, _ in truth]
     for box, (_, hbb, corners) in zip(raw.objects, truth, strict=True):
@@ -415,7 +427,7 @@ def assert_detections(sample: Sample, raw: RawSample, truth: list[tuple[str, Any
     assert (raw.width, raw.height) == (sample.width, sample.height)
 
 
-def test_dior_corpus_matches_the_generator(dior_corpus: tuple[Path, list[Sample]]) -> None:
+def test_dior_corpus_matches_the_generator(dior_corpus: tuple[Path, list[GeneratedImage]]) -> None:
     root, truth = dior_corpus
     samples, quarantine = read("dior", root)
     keyed = by_key(samples)
@@ -431,7 +443,7 @@ def test_dior_corpus_matches_the_generator(dior_corpus: tuple[Path, list[Sample]
     assert quarantine.summary() == {"skipped": {}, "fixed": {}}
 
 
-def test_mar20_corpus_matches_the_generator(mar20_corpus: tuple[Path, list[Sample]]) -> None:
+def test_mar20_corpus_matches_the_generator(mar20_corpus: tuple[Path, list[GeneratedImage]]) -> None:
     root, truth = mar20_corpus
     samples, quarantine = read("mar20", root)
     keyed = by_key(samples)
@@ -449,7 +461,7 @@ def test_mar20_corpus_matches_the_generator(mar20_corpus: tuple[Path, list[Sampl
     assert quarantine.total_skipped == 0
 
 
-def test_ssdd_corpus_matches_the_generator(ssdd_corpus: tuple[Path, list[Sample]]) -> None:
+def test_ssdd_corpus_matches_the_generator(ssdd_corpus: tuple[Path, list[GeneratedImage]]) -> None:
     root, truth = ssdd_corpus
     samples, quarantine = read("ssdd", root)
     keyed = by_key(samples)
@@ -478,7 +490,7 @@ HIT_UAV_JOINED = {
     {"base": "rotate_xml", "classes": HIT_UAV_CLASSES},
     HIT_UAV_JOINED,
 ], ids=["normal_xml", "rotate_xml", "joined"])
-def test_hit_uav_xml_corpus_matches_the_generator(hit_uav_corpus: tuple[Path, list[Sample]],
+def test_hit_uav_xml_corpus_matches_the_generator(hit_uav_corpus: tuple[Path, list[GeneratedImage]],
                                                   options: dict[str, Any]) -> None:
     root, truth = hit_uav_corpus
     samples, quarantine = read_generic(root, options)

@@ -109,6 +109,11 @@ def test_floodnet_test_file_name_variant(tmp_path: Path) -> None:
 def test_floodnet_missing_file_names_it(tmp_path: Path) -> None:
     floodnet_fixture(tmp_path)
     (tmp_path / "Questions" / "Valid Question.json").unlink()
+    samples, quarantine = read("floodnet", tmp_path)
+    assert samples and "val" not in {s.split for s in samples}
+    assert "Valid Question.json" in quarantine.absent["val"]
+    for name in ("Training Question.json", "Test_Question.json"):
+        (tmp_path / "Questions" / name).unlink()
     with pytest.raises(MissingFileError, match="Valid Question.json"):
         read("floodnet", tmp_path)
 
@@ -191,6 +196,11 @@ def test_rsvqa_image_folder_variant(tmp_path: Path) -> None:
 def test_rsvqa_missing_split_file_names_it(tmp_path: Path) -> None:
     rsvqa_lr_fixture(tmp_path)
     (tmp_path / "LR_split_val_answers.json").unlink()
+    samples, quarantine = read("rsvqa_lr", tmp_path)
+    assert samples and "val" not in {s.split for s in samples}
+    assert "LR_split_val_answers.json" in quarantine.absent["val"]
+    for path in tmp_path.glob("LR_split_*_questions.json"):
+        path.unlink()
     with pytest.raises(MissingFileError, match="LR_split_val_answers.json"):
         read("rsvqa_lr", tmp_path)
 
@@ -287,8 +297,10 @@ def test_rsivqa_missing_folder_names_it(tmp_path: Path) -> None:
     for rel, text in RSIVQA_FILES.items():
         if not rel.startswith("HRRSD"):
             write_text(tmp_path / rel, text)
+    samples, quarantine = read("rsivqa", tmp_path)
+    assert samples and "HRRSD" in quarantine.absent
     with pytest.raises(MissingFileError, match="HRRSD"):
-        read("rsivqa", tmp_path)
+        read("rsivqa", tmp_path / "nothing-here")
 
 
 def test_rsivqa_image_paths_resolve_beside_the_release(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mmrs.synthetic.corpus import DATASETS, generate_dataset
-from mmrs.synthetic.samples import Sample, WriteReport, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, WriteReport, iter_samples
 from mmrs.synthetic.truth import captions
 
 KARPATHY_IMAGE_KEYS = {"filename", "imgid", "split", "sentids", "sentences"}
@@ -53,7 +53,7 @@ def read_karpathy_captions(image: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-def assert_same_image(path: Path, sample: Sample) -> None:
+def assert_same_image(path: Path, sample: GeneratedImage) -> None:
     with Image.open(path) as image:
         assert image.mode == "RGB" and image.size == (sample.width, sample.height)
         diff = np.abs(np.asarray(image).astype(int) - sample.pixels().astype(int))

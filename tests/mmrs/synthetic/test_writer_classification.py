@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mmrs.synthetic.corpus import DATASETS, generate_dataset
-from mmrs.synthetic.samples import Sample, WriteReport, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, WriteReport, iter_samples
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 NAMES = ("nwpu_resisc45", "clrs", "nasc_tg2")
@@ -34,7 +34,7 @@ def read_folder_per_class(class_root: Path) -> list[tuple[str, Path]]:
             if not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS]
 
 
-def expected_paths(name: str) -> list[tuple[Sample, str]]:
+def expected_paths(name: str) -> list[tuple[GeneratedImage, str]]:
     """(sample, path relative to the class root) by the naming rule of each dataset."""
     spec = DATASETS[name]
     numbers: Counter[str] = Counter()

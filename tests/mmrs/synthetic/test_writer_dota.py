@@ -15,7 +15,7 @@ from shapely.geometry import Polygon, box
 
 from mmrs.synthetic.corpus import DATASETS, DOTA_OBJECTS, generate_dataset
 from mmrs.synthetic.render import object_mask
-from mmrs.synthetic.samples import Sample, WriteReport, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, WriteReport, iter_samples
 from mmrs.synthetic.writers.dota import write_dota
 
 TASK1 = "labelTxt-v1.0/labelTxt"
@@ -81,12 +81,12 @@ def dota(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WriteReport]:
 
 
 @pytest.fixture(scope="module")
-def samples() -> list[Sample]:
+def samples() -> list[GeneratedImage]:
     return list(iter_samples(DATASETS["dota"], 0, 1))
 
 
 @pytest.fixture(scope="module")
-def labels(dota: tuple[Path, WriteReport], samples: list[Sample]) -> dict[int, tuple[LabelFile, LabelFile]]:
+def labels(dota: tuple[Path, WriteReport], samples: list[GeneratedImage]) -> dict[int, tuple[LabelFile, LabelFile]]:
     """sample index -> (Task1 file, Task2 file) of every labelled sample."""
     root, _ = dota
     out = {}
@@ -98,7 +98,7 @@ def labels(dota: tuple[Path, WriteReport], samples: list[Sample]) -> dict[int, t
     return out
 
 
-def expected_files(samples: list[Sample]) -> set[str]:
+def expected_files(samples: list[GeneratedImage]) -> set[str]:
     files = set()
     for s in samples:
         stem = f"P{s.index:04d}"

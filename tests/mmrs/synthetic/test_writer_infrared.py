@@ -17,7 +17,7 @@ from pycocotools.coco import COCO
 from mmrs.geometry import points_in_convex, rotated_rect_corners, same_vertices
 from mmrs.synthetic.corpus import DATASETS, HIT_UAV_OBJECTS, generate_dataset
 from mmrs.synthetic.render import painted_centres
-from mmrs.synthetic.samples import Sample, WriteReport, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, WriteReport, iter_samples
 
 SPLITS = ("train", "val", "test")
 CATEGORIES = [*HIT_UAV_OBJECTS.values(), "DontCare"]
@@ -25,7 +25,7 @@ STEM = re.compile(r"([01])_(\d+)_(\d+)_([01])_(\d{5,})")
 
 
 @pytest.fixture(scope="module")
-def hit_uav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WriteReport, list[Sample]]:
+def hit_uav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WriteReport, list[GeneratedImage]]:
     """(dataset root, write report, rebuilt samples) for seed 0, scale 1."""
     out = tmp_path_factory.mktemp("infrared")
     report = generate_dataset("hit_uav", out, seed=0, scale=1)

@@ -17,7 +17,7 @@ from pycocotools.coco import COCO
 from mmrs.geometry import points_in_convex, polygon_area, rotated_rect_corners, same_vertices
 from mmrs.synthetic.corpus import DATASETS, generate_dataset
 from mmrs.synthetic.render import painted_centres
-from mmrs.synthetic.samples import Sample, WriteReport, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, WriteReport, iter_samples
 from mmrs.synthetic.scene import Scene
 
 NAMES = ("hrsid", "ssdd", "air_sarship_2")
@@ -25,7 +25,7 @@ SSDD_VOC = Path("BBox_RBox_PSeg_SSDD") / "voc_style"
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, WriteReport, list[Sample]]]:
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, WriteReport, list[GeneratedImage]]]:
     """name -> (dataset root, write report, rebuilt samples) for seed 0, scale 1."""
     out = tmp_path_factory.mktemp("sar")
     result = {}
@@ -149,7 +149,7 @@ def test_ssdd_split_rule_and_inshore_offshore_copies(corpus):
     assert all(any((voc / f"JPEGImages_test_{f}").iterdir()) for f in ("inshore", "offshore"))
 
 
-def _ssdd_xml(root: Path, sample: Sample):
+def _ssdd_xml(root: Path, sample: GeneratedImage):
     stem = f"{sample.index + 1:06d}"
     return _xml(root / SSDD_VOC / f"Annotations_{_ssdd_split(stem)}" / f"{stem}.xml")
 

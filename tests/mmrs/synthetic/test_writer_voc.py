@@ -15,7 +15,7 @@ from shapely.geometry import Polygon
 
 from mmrs.synthetic.corpus import DATASETS, DIOR_OBJECTS, generate_dataset
 from mmrs.synthetic.render import object_mask
-from mmrs.synthetic.samples import Sample, WriteReport, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, WriteReport, iter_samples
 from mmrs.synthetic.scene import Scene
 from mmrs.synthetic.truth import referring_expressions, resolve
 from mmrs.synthetic.writers.voc import rsvg_stem
@@ -25,7 +25,7 @@ CORNER_TAGS = ("left_top", "right_top", "right_bottom", "left_bottom")
 ROUND_TOL = 0.5 + 1e-6
 PAINT_TOL = 1.0  # px between a painted pixel (its unit square) and the written box
 
-Generated = tuple[Path, WriteReport, list[Sample]]
+Generated = tuple[Path, WriteReport, list[GeneratedImage]]
 
 
 def generate(tmp_path_factory: pytest.TempPathFactory, name: str) -> Generated:
@@ -105,14 +105,14 @@ def split_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
 
-def assert_jpeg(path: Path, sample: Sample) -> None:
+def assert_jpeg(path: Path, sample: GeneratedImage) -> None:
     with Image.open(path) as image:
         assert image.format == "JPEG" and image.size == (sample.width, sample.height)
 
 
 # --- DIOR / DIOR-R ---------------------------------------------------------------------------------
 
-def dior_stem(sample: Sample) -> str:
+def dior_stem(sample: GeneratedImage) -> str:
     return f"{sample.index + 1:05d}"
 
 
@@ -233,7 +233,7 @@ def rsvg_splits(root: Path) -> dict[int, list[str]]:
     return listed
 
 
-def referred_samples(samples: list[Sample]) -> list[Sample]:
+def referred_samples(samples: list[GeneratedImage]) -> list[GeneratedImage]:
     return [s for s in samples if referring_expressions(s.scene)]
 
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from mmrs.synthetic.corpus import DATASETS, generate_dataset
-from mmrs.synthetic.samples import Sample, WriteReport, iter_samples
+from mmrs.synthetic.samples import GeneratedImage, WriteReport, iter_samples
 from mmrs.synthetic.scene import OBJECT_KINDS
 from mmrs.synthetic.truth import vqa_pairs
 
@@ -59,7 +59,7 @@ def read_rsvqa(trio: dict[str, list[dict[str, Any]]]) -> list[tuple[int, list[tu
     return out
 
 
-def assert_exact_pixels(path: Path, sample: Sample) -> None:
+def assert_exact_pixels(path: Path, sample: GeneratedImage) -> None:
     """TIFF and PNG are lossless: the file holds exactly the rendered scene."""
     with Image.open(path) as image:
         assert image.mode == "RGB"
@@ -80,11 +80,11 @@ def test_rsvqa_layout(generated: dict[str, WriteReport], name: str) -> None:
     assert all(re.fullmatch(r"\d+\.tif", p.name) for p in (root / image_dir).iterdir())
 
 
-def samples_by_image_id(name: str, root: Path) -> dict[int, Sample]:
+def samples_by_image_id(name: str, root: Path) -> dict[int, GeneratedImage]:
     """Per split, active images in id order are that split's samples in index order."""
     prefix, _, _ = RSVQA[name]
     samples = list(iter_samples(DATASETS[name], 0, 1))
-    out: dict[int, Sample] = {}
+    out: dict[int, GeneratedImage] = {}
     for split, _ in DATASETS[name].splits:
         ids = sorted(im["id"] for im in load_trio(root, prefix, split)["images"] if im["active"])
         out.update(zip(ids, [s for s in samples if s.split == split], strict=True))
