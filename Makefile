@@ -13,7 +13,7 @@ export ATEN_CPU_CAPABILITY ?= avx2
 export MKL_CBWR ?= AVX2
 export DNNL_MAX_CPU_ISA ?= AVX2
 
-.PHONY: setup setup-browser demo smoke serve mlflow-ui test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
+.PHONY: setup setup-browser demo smoke readme-numbers serve mlflow-ui test test-fast lint ui sample-data dvc-setup dvc-repro bench clean
 
 setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
@@ -81,6 +81,11 @@ $(TOOLS)/dvc/bin/dvc:
 # DVC's view: the data_versions asset commits what Dagster produced, so after `make demo` this rebuilds nothing;
 # on a machine with only DVC's view it runs the stages' Dagster materializations. The remote is a local folder
 # under .state by default; `dvc remote add -d s3 s3://bucket/path` for a team.
+# After `make demo`: record its numbers (seed from EARTHGPT_SET, e.g. "train.model.seed=1") in
+# docs/demo-runs.json and render the README's demo block from the recorded runs
+readme-numbers: setup
+	$(BIN)/python -m pipelines.readme_numbers record
+
 dvc-repro: setup dvc-setup
 	$(TOOLS)/dvc/bin/dvc repro
 	$(TOOLS)/dvc/bin/dvc push
