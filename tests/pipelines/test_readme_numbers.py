@@ -13,7 +13,7 @@ def test_the_readmes_demo_numbers_are_rendered_from_the_recorded_runs():
 
 
 def _result(path, name, ours, baseline, oa=None):
-    metrics = {"Top-1": ours} if oa is None else {"presence": ours, "OA": oa}
+    metrics = {"Top-1": ours} if oa is None else {"presence balanced": ours, "OA": oa}
     path.joinpath(f"{name}.json").write_text(json.dumps({"benchmark": name, "metrics": metrics,
                                                          "baseline": {k: baseline for k in metrics}}))
 
@@ -25,7 +25,7 @@ def test_collect_takes_the_headline_and_the_papers_oa_from_the_results(tmp_path)
     manifest.write_text(json.dumps({"records": 3505, "sources": {"a": 1, "b": 2}}))
     entry = collect(tmp_path, manifest, ["nwpu_resisc45", "rsvqa_hr_phili", "clrs"])  # clrs not evaluated
     assert entry == {"benchmarks": {"nwpu_resisc45": {"Top-1": {"ours": 97.12, "baseline": 10.75}},
-                                    "rsvqa_hr_phili": {"presence": {"ours": 60.0, "baseline": 50.0},
+                                    "rsvqa_hr_phili": {"presence balanced": {"ours": 60.0, "baseline": 50.0},
                                                        "OA": {"ours": 70.0, "baseline": 50.0}}},
                      "training_records": 3505, "sources": 2}
 
