@@ -67,6 +67,19 @@ DATASETS: dict[str, SyntheticDataset] = {
                          {"farmland": "rectangular farmland", "forest": "forest", "desert": "desert",
                           "residential": "residential", "river": "river"},
                          (128, 128), (1.5, 2.0), (("all", 1.0),), 25, "classification:write_nasc_tg2"),
+        # training sets whose class names are the zero-shot sets' (CLRS port, parking, residential, ...), each
+        # with its own category list in the prompt: what lets a model learn to answer from the list it is given
+        SyntheticDataset("whu_rs19", "WHU-RS19", "optical",
+                         {"airport": "Airport", "harbor": "Port", "parking_lot": "Parking",
+                          "residential": "Residential", "industrial": "Industrial", "sports_ground": "footballField",
+                          "farmland": "Farmland", "forest": "Forest", "desert": "Desert", "river": "River"},
+                         (600, 600), (0.4, 0.6), (("all", 1.0),), 60, "classification:write_whu_rs19"),
+        SyntheticDataset("aid", "AID", "optical",
+                         {"airport": "Airport", "harbor": "Port", "parking_lot": "Parking",
+                          "residential": "DenseResidential", "industrial": "Industrial",
+                          "sports_ground": "Playground", "farmland": "Farmland", "forest": "Forest",
+                          "desert": "Desert", "river": "River"},
+                         (600, 600), (0.5, 2.0), (("all", 1.0),), 60, "classification:write_aid"),
         # --- captioning ---
         SyntheticDataset("rsicd", "RSICD", "optical",
                          {"airport": "airport", "harbor": "port", "parking_lot": "parking",

@@ -155,7 +155,9 @@ def vqa_pairs(scene: Scene, rng: np.random.Generator, types: tuple[str, ...], pe
             longer = first if len(first) > len(second) else second
             candidates = interleaved + longer[min(len(first), len(second)):]
         out += candidates[:per_type]
-    return out
+    # the image's questions in no fixed order of types, as RSVQA's ids interleave them: a model trained on
+    # conversations that always open with the same type answers a single question of another type poorly
+    return [out[i] for i in rng.permutation(len(out))]
 
 
 @dataclass(frozen=True)

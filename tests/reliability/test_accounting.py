@@ -103,6 +103,8 @@ def _coco(root: Path, pattern: str) -> int:
 
 NATIVE = {
     "nwpu_resisc45": lambda r: _folder_images(r),
+    "whu_rs19": lambda r: _folder_images(r),
+    "aid": lambda r: _folder_images(r),
     "clrs": lambda r: _folder_images(r),
     "nasc_tg2": lambda r: _folder_images(r, "RGB"),
     "rsicd": lambda r: _karpathy(r, "dataset_rsicd.json"),

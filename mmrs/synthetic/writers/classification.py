@@ -1,4 +1,4 @@
-"""Folder-per-class scene classification datasets (spec sections C0, C1, C9, C10).
+"""Folder-per-class scene classification datasets (spec sections C0, C1, C4, C6, C9, C10).
 
 The class label is the folder name; there is no annotation file and no official split. Layouts:
 
@@ -7,6 +7,10 @@ The class label is the folder name; there is no annotation file and no official 
   has the upper-case extension `.TIF` (the mixed-extension quirk; the naming itself is UNCERTAIN).
 - NaSC-TG2: `NaSC-TG2/RGB/<class>/<class>_<n>.jpg` (class folders nested one level down; names such as
   `rectangular farmland` contain spaces).
+- WHU-RS19: `WHU-RS19/<Class>/<class>_<NN>.jpg`, 600x600, folder names capitalised except `footballField` and
+  `railwayStation`; in every other class the separator is `-` (`beach-01.jpg`), the repack quirk that forbids
+  reading the class from the file name.
+- AID: `AID/<Class>/<lowercaseclass>_<n>.jpg`, 600x600 (`StorageTanks/storagetanks_12.jpg`).
 
 Each dataset also holds macOS `.DS_Store` files (in the folder holding the classes and in the first
 class folder written), which readers must ignore.
@@ -62,6 +66,22 @@ def write_clrs(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: 
     """CLRS (C9): `<class>/<class>_<n>.tif` RGB TIFF, a few with the extension `.TIF`."""
     return write_class_folders(spec, samples, root, root,
                                lambda cls, n, sample: f"{cls}_{n}{clrs_extension(sample.index)}")
+
+
+def whu_rs19_file(class_name: str, number: int, class_index: int) -> str:
+    """`airport_01.jpg`, or `beach-01.jpg` in every other class (by the class's position in the dataset)."""
+    return f"{class_name.lower()}{'-' if class_index % 2 else '_'}{number:02d}.jpg"
+
+
+def write_whu_rs19(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
+    """WHU-RS19 (C4): `<Class>/<class>_<NN>.jpg` or `<class>-<NN>.jpg`, 600x600 RGB JPEG."""
+    order = {name: i for i, name in enumerate(spec.classes.values())}
+    return write_class_folders(spec, samples, root, root, lambda cls, n, _: whu_rs19_file(cls, n, order[cls]))
+
+
+def write_aid(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:
+    """AID (C6): `<Class>/<lowercaseclass>_<n>.jpg`, 600x600 RGB JPEG."""
+    return write_class_folders(spec, samples, root, root, lambda cls, n, _: f"{cls.lower()}_{n}.jpg")
 
 
 def write_nasc_tg2(spec: SyntheticDataset, samples: Iterator[GeneratedImage], root: Path) -> WriteReport:

@@ -75,6 +75,15 @@ def test_first_yes_no_answer_is_not_always_yes():
     assert 0.25 < firsts.count("yes") / len(firsts) < 0.75
 
 
+def test_an_images_questions_open_with_every_type():
+    """Evaluation asks each question as the first turn: training conversations must not always open with one
+    question type (they did: presence first, comparisons never first, and comparisons were not learned)."""
+    types = ("presence", "comp", "count")
+    firsts = {vqa_pairs(_scene("airport", seed=seed), np.random.default_rng(seed), types, 4)[0].qtype
+              for seed in range(30)}
+    assert firsts == set(types)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_referring_expressions_identify_exactly_one_object(seed):
     scene = _scene("parking_lot", seed=seed)

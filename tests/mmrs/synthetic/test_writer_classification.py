@@ -1,4 +1,5 @@
-"""Folder-per-class writers (NWPU-RESISC45, CLRS, NaSC-TG2) against spec sections C0, C1, C9, C10 and H."""
+"""Folder-per-class writers (NWPU-RESISC45, WHU-RS19, AID, CLRS, NaSC-TG2) against spec sections C0, C1, C4, C6,
+C9, C10 and H."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from mmrs.synthetic.corpus import DATASETS, generate_dataset
 from mmrs.synthetic.samples import GeneratedImage, WriteReport, iter_samples
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
-NAMES = ("nwpu_resisc45", "clrs", "nasc_tg2")
+NAMES = ("nwpu_resisc45", "whu_rs19", "aid", "clrs", "nasc_tg2")
 # where the class folders lie, relative to the dataset folder
-CLASS_ROOT = {"nwpu_resisc45": ".", "clrs": ".", "nasc_tg2": "RGB"}
+CLASS_ROOT = {"nwpu_resisc45": ".", "whu_rs19": ".", "aid": ".", "clrs": ".", "nasc_tg2": "RGB"}
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +40,15 @@ def expected_paths(name: str) -> list[tuple[GeneratedImage, str]]:
     spec = DATASETS[name]
     numbers: Counter[str] = Counter()
     out = []
+    separators = {cls: "-" if i % 2 else "_" for i, cls in enumerate(spec.classes.values())}  # WHU-RS19's repack
     for sample in iter_samples(spec, 0, 1):
         cls = spec.classes[sample.scene_class]
         numbers[cls] += 1
-        if name == "nwpu_resisc45":
+        if name == "whu_rs19":
+            file = f"{cls.lower()}{separators[cls]}{numbers[cls]:02d}.jpg"
+        elif name == "aid":
+            file = f"{cls.lower()}_{numbers[cls]}.jpg"
+        elif name == "nwpu_resisc45":
             file = f"{cls}_{numbers[cls]:03d}.jpg"
         elif name == "clrs":
             file = f"{cls}_{numbers[cls]}.{'TIF' if sample.index % 10 == 3 else 'tif'}"
@@ -111,6 +117,12 @@ def test_nasc_tg2_nested_folders_with_spaces(generated: dict[str, WriteReport]) 
     root = generated["nasc_tg2"].root
     assert [p.name for p in root.iterdir()] == ["RGB"]
     assert (root / "RGB" / "rectangular farmland" / "rectangular farmland_1.jpg").is_file()
+
+
+def test_whu_rs19_separators_differ_between_classes_and_aid_names_files_in_lower_case(generated) -> None:
+    whu = {p.parent.name: p.name for p in generated["whu_rs19"].root.rglob("*.jpg")}
+    assert whu["Airport"].startswith("airport_") and whu["Port"].startswith("port-")
+    assert (generated["aid"].root / "DenseResidential" / "denseresidential_1.jpg").is_file()
 
 
 def test_deterministic(generated: dict[str, WriteReport], tmp_path: Path) -> None:
