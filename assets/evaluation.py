@@ -5,7 +5,8 @@
     eval/<benchmark>          the answers scored with the paper's metrics, the image-blind baseline, pictures
     paper_tables              the paper's Tables II-IX with our rows, logged to the stage-3 MLflow run; the
                               registered model version gets the `champion` alias only if every benchmark
-                              beats its image-blind baseline
+                              asked in the training wording beats its image-blind baseline (the held-out
+                              wording variants are reported beside them, not gated)
 
 Thin: the work is in evaluation.*; the model is loaded once per process for every benchmark of a run
 (ModelLoaderResource), and only when some answer is missing.
@@ -125,11 +126,14 @@ def _previous_headline(context: dg.AssetExecutionContext, benchmark: Benchmark) 
 def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings, placement: Placement = PLAIN
                      ) -> dg.AssetsDefinition:
     key = ["eval", benchmark.name]
+    reworded = benchmark.wording == "reworded"
     checks = {
         "beats_image_blind_baseline": f"Our {benchmark.headline} is above the image-blind baseline's (a model that "
                                       "ignores the image: the most common answer, label, caption or box).",
         "parse_failures_under_limit": "The share of answers that give nothing usable (no class, no box, no "
-                                      "count) stays under evaluation.protocol.max_parse_failure_percent.",
+                                      "count) stays under evaluation.protocol.max_parse_failure_percent"
+                                      + (" (a warning here: in held-out words, unusable answers are what this "
+                                         "variant measures)." if reworded else "."),
         "no_regression": f"{benchmark.headline} did not drop by more than evaluation.protocol.regression_points "
                          "against the previous materialization.",
     }
@@ -139,7 +143,8 @@ def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings, placeme
               code_version=code_version("evaluation.benchmarks", "evaluation.pictures", "evaluation.confidence"),
               check_specs=[dg.AssetCheckSpec(name, asset=key, description=text) for name, text in checks.items()],
               description=f"Table {benchmark.table}: {benchmark.source} {benchmark.split} ({benchmark.task}, "
-                          f"{benchmark.setting}): the stored answers scored with the paper's metrics beside an "
+                          f"{benchmark.setting}{', asked in held-out words' if reworded else ''}): the stored "
+                          "answers scored with the paper's metrics beside an "
                           f"image-blind baseline (paper {benchmark.headline} "
                           f"{benchmark.paper.get(benchmark.headline)}); re-scoring never re-generates.")
     @fails_fast_unless_transient
@@ -175,6 +180,7 @@ def build_eval_asset(benchmark: Benchmark, defaults: EvaluationSettings, placeme
                 dg.AssetCheckResult(
                     check_name="parse_failures_under_limit",
                     passed=result.parse_failure_percent() <= settings.max_parse_failure_percent,
+                    severity=dg.AssetCheckSeverity.WARN if reworded else dg.AssetCheckSeverity.ERROR,
                     metadata={"percent": round(result.parse_failure_percent(), 2),
                               "limit": settings.max_parse_failure_percent,
                               "reasons": ", ".join(f"{k}: {v}" for k, v in result.parse_failures.items()) or "none"}),
@@ -195,7 +201,8 @@ def build_paper_tables_asset(benchmarks: list[Benchmark], placement: Placement =
               code_version=code_version("evaluation.tables", "models.tracking"), **placement.asset_kwargs(),
               check_specs=[dg.AssetCheckSpec(
                   "every_benchmark_beats_its_baseline", asset="paper_tables",
-                  description="Every benchmark's headline metric beats its image-blind baseline; only then does "
+                  description="Every benchmark's headline metric beats its image-blind baseline, as asked in the "
+                              "training wording (held-out wordings are reported, not gated); only then does "
                               "the registered model version get the `champion` alias (a warning otherwise: the "
                               "outcome is a model not promoted, not a broken run).")],
               description="The paper's Tables II-IX, every row the paper prints with our rows and the image-blind "
@@ -207,7 +214,8 @@ def build_paper_tables_asset(benchmarks: list[Benchmark], placement: Placement =
         from models.tracking import promote
 
         results = [BenchmarkResult.from_dict(read_json(storage.eval_file(f"{b.name}.json"))) for b in benchmarks]
-        passed = {r.benchmark: beats_baseline(BENCHMARKS[r.benchmark], r) for r in results}
+        passed = {r.benchmark: beats_baseline(BENCHMARKS[r.benchmark], r) for r in results
+                  if BENCHMARKS[r.benchmark].wording == "training"}
         sources = {r.benchmark: f"{r.benchmark}.json" for r in results}
         tables = render_tables(results, sources)
         url = storage.eval_file("report.md")

@@ -11,7 +11,9 @@ Question ids: `<record id>#<n>`. n numbers the questions the benchmark asks abou
 - VQA and grounding: the record's n-th question / referring expression (0-based, the order of the record's
   `target.qa` / `target.referrals`; types a benchmark leaves out keep their numbers);
 - count-then-detect: `#count` (how many?) and `#after_count` (detection asked after it, in the same
-  conversation, with the count as a hint).
+  conversation, with the count as a hint);
+- a held-out wording variant (`<name>_reworded`): `#r<n>`, the same questions in words no training record
+  uses (`templates.reworded_*`), so one PRED file can answer both wordings.
 
 Each result carries a baseline that needs no image, so "the model learned something" is a comparison:
 classification - always the most common label; VQA - each question type's most common training answer;
@@ -46,6 +48,8 @@ from mmrs.registry import get_source
 from mmrs.shards import iter_source_records, join, read_json, resolve_location
 
 DETECTION = ("detection_hbb", "detection_obb")
+WORDINGS = ("training", "reworded")
+REWORDABLE = ("classification", "captioning", "vqa")  # tasks with held-out wordings in `mmrs.templates`
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,13 @@ class Benchmark:
     detect_class: str = ""  # detection: the class every object is evaluated as (asked as its plural)
     prompting: str = "direct"  # detection: "direct" or "count_then_detect"
     aliases: Mapping[str, str] = field(default_factory=dict)  # classification: known synonyms (normalised)
+    wording: str = "training"  # "training": asked as in training; "reworded": held-out words (module docstring)
+
+    def __post_init__(self) -> None:
+        if self.wording not in WORDINGS:
+            raise ValueError(f"{self.name}: wording must be one of {WORDINGS}, got {self.wording!r}")
+        if self.wording == "reworded" and self.task not in REWORDABLE:
+            raise ValueError(f"{self.name}: no held-out wording for {self.task} (only {', '.join(REWORDABLE)})")
 
     @property
     def oriented(self) -> bool:
@@ -87,6 +98,8 @@ _MAR20 = {"detect_class": "plane", "setting": "zero-shot", "headline": "AP@50"}
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("nwpu_resisc45", "II", "nwpu_resisc45", "test", "classification", "supervised", "Top-1",
               {"Top-1": 93.84}),
+    Benchmark("nwpu_resisc45_reworded", "II", "nwpu_resisc45", "test", "classification", "supervised", "Top-1",
+              {"Top-1": 93.84}, wording="reworded"),
     # zero-shot: a model trained on other class lists answers in their words; these are the same classes
     Benchmark("clrs", "III", "clrs", "test", "classification", "zero-shot", "Top-1", {"Top-1": 77.37},
               aliases={"harbor": "port", "harbour": "port", "parking lot": "parking", "commercial area": "commercial",
@@ -96,7 +109,12 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("nwpu_captions", "IV", "nwpu_captions", "test", "captioning", "supervised", "BLEU4",
               {"BLEU1": 87.1, "BLEU2": 78.7, "BLEU3": 71.6, "BLEU4": 65.5, "METEOR": 44.5, "ROUGE_L": 78.2,
                "CIDEr": 192.6, "SPICE": 32.2}),
+    Benchmark("nwpu_captions_reworded", "IV", "nwpu_captions", "test", "captioning", "supervised", "BLEU4",
+              {"BLEU1": 87.1, "BLEU2": 78.7, "BLEU3": 71.6, "BLEU4": 65.5, "METEOR": 44.5, "ROUGE_L": 78.2,
+               "CIDEr": 192.6, "SPICE": 32.2}, wording="reworded"),
     Benchmark("crsvqa", "V", "crsvqa", "test", "vqa", "supervised", "OA", {"OA": 82.00}),
+    Benchmark("crsvqa_reworded", "V", "crsvqa", "test", "vqa", "supervised", "OA", {"OA": 82.00},
+              wording="reworded"),
     Benchmark("rsvqa_hr_phili", "VI", "rsvqa_hr", "test_phili", "vqa", "zero-shot", "presence balanced",
               {"presence": 62.77, "comp": 79.53, "OA": 72.06}, question_types=("presence", "comp")),
     Benchmark("dior_rsvg", "VII", "dior_rsvg", "test", "grounding", "supervised", "Pr@0.5",
@@ -142,7 +160,7 @@ class BenchmarkResult:
 class Question:
     id: str  # "<record id>#<n>" (module docstring)
     image: str  # relative to the image root, as in the record
-    prompt: str  # the instruction exactly as in training (templates.py wording)
+    prompt: str  # the instruction as in training (templates.py wording), or in held-out words (reworded variant)
     history: tuple[tuple[str, str], ...] = ()  # earlier (question, answer) rounds of the same conversation
 
 
@@ -178,6 +196,8 @@ def questions(benchmark: Benchmark, records: Sequence[Mapping[str, Any]]) -> lis
     detection questions depend on their answers, see `evaluation.predict`)."""
     records = benchmark_records(benchmark, records)
     task = benchmark.task
+    if benchmark.wording == "reworded":
+        return _reworded_questions(benchmark, records)
     if task == "classification":
         return [Question(f"{r['id']}#0", r["image"], _human(r)) for r in records]
     if task == "captioning":
@@ -191,6 +211,18 @@ def questions(benchmark: Benchmark, records: Sequence[Mapping[str, Any]]) -> lis
     if benchmark.prompting == "count_then_detect":
         return [Question(count_id(r["id"]), r["image"], count_prompt(benchmark)) for r in records]
     return [Question(f"{r['id']}#0", r["image"], _detection_prompt(benchmark)) for r in records]
+
+
+def _reworded_questions(benchmark: Benchmark, records: Sequence[Mapping[str, Any]]) -> list[Question]:
+    """The questions of `questions` in held-out words, numbered `#r<n>`."""
+    if benchmark.task == "classification":
+        return [Question(f"{r['id']}#r0", r["image"],
+                         templates.reworded_classification_prompt(templates.reference_categories(_human(r))))
+                for r in records]
+    if benchmark.task == "captioning":
+        return [Question(f"{r['id']}#r0", r["image"], templates.REWORDED_CAPTION_PROMPT) for r in records]
+    return [Question(f"{r['id']}#r{i}", r["image"], templates.reworded_vqa_prompt(qa["question"]))
+            for r in records for i, qa in _kept_qa(benchmark, r)]
 
 
 def _human(record: Mapping[str, Any]) -> str:
@@ -208,7 +240,8 @@ def question_ids(benchmark: Benchmark, records: Sequence[Mapping[str, Any]]) -> 
 
 def _sibling_ids(benchmark: Benchmark, records: Sequence[Mapping[str, Any]]) -> set[str]:
     """Ids of every benchmark over the same source: one PRED file may answer all of them."""
-    return {i for b in BENCHMARKS.values() if b.source == benchmark.source for i in question_ids(b, records)}
+    siblings = [b for b in BENCHMARKS.values() if b.source == benchmark.source]
+    return {i for b in (benchmark, *siblings) for i in question_ids(b, records)}
 
 
 def check_predictions(benchmark: Benchmark, records: Sequence[Mapping[str, Any]],

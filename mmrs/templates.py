@@ -78,6 +78,31 @@ def count_hint_prompt(noun: str, count: int | None, oriented: bool) -> str:
     return f"There {'is' if count == 1 else 'are'} {counted} in the image. {prompt}"
 
 
+# --- held-out wordings (evaluation only) ------------------------------------------------------------------
+# The same requests phrased as no training record phrases them: a benchmark's `reworded` variant asks these to
+# measure how much of the model's skill survives a change of wording. Nothing writes them into MMRS-1M.
+
+REWORDED_CAPTION_PROMPT = "Describe this remote sensing image in one sentence."
+_CATEGORIES_PREFIX = " Reference categories include "
+
+
+def reference_categories(prompt: str) -> list[str]:
+    """The reference categories of a `classification_prompt` (its inverse); [] when it lists none."""
+    _, found, listing = prompt.partition(_CATEGORIES_PREFIX)
+    return [c.strip() for c in listing.rstrip().removesuffix(".").split(", ")] if found and listing.strip() else []
+
+
+def reworded_classification_prompt(categories: list[str]) -> str:
+    """Category-to-instruction in held-out words, without the answer-format sentence."""
+    question = "Which scene does this remote sensing image show?"
+    return f"{question} Choose one of: {', '.join(categories)}." if categories else question
+
+
+def reworded_vqa_prompt(question: str) -> str:
+    """The original question alone: without the short-answer sentence that every training question ends with."""
+    return question.strip()
+
+
 # --- answers ---------------------------------------------------------------------------------------------
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")

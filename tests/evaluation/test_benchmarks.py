@@ -8,15 +8,19 @@ import pytest
 
 from evaluation.benchmarks import (
     BENCHMARKS,
+    Benchmark,
     BenchmarkResult,
+    Question,
     classification_aliases,
     load_benchmark_data,
     question_ids,
+    questions,
     run_benchmark,
     score_benchmark,
 )
 from evaluation.predictions import EvaluationInputError, Prediction
 from evaluation.tables import benchmark_table
+from mmrs.templates import reference_categories
 
 
 def test_the_registry_holds_every_table_of_the_paper():
@@ -133,3 +137,36 @@ def test_classification_is_scored_with_the_alias_table(converted, crafted):
 def test_a_benchmark_without_records_is_a_clear_error(converted, model_and_tokenizer):
     with pytest.raises(ValueError, match="no converted nwpu_resisc45"):
         run_benchmark(BENCHMARKS["nwpu_resisc45"], *model_and_tokenizer, str(converted))
+
+
+def test_a_reworded_variant_asks_the_same_questions_in_held_out_words(converted):
+    base, variant = BENCHMARKS["clrs"], Benchmark(**{**BENCHMARKS["clrs"].__dict__, "name": "clrs_reworded",
+                                                     "wording": "reworded"})
+    records = load_benchmark_data(base, str(converted)).records
+    asked, reworded = questions(base, records), questions(variant, records)
+    assert [q.image for q in reworded] == [q.image for q in asked]
+    assert [q.id.replace("#r", "#") for q in reworded] == [q.id for q in asked]
+    assert reworded[0].prompt.startswith("Which scene does this remote sensing image show? Choose one of: ")
+    assert reference_categories(asked[0].prompt) == reworded[0].prompt.split(": ", 1)[1].rstrip(".").split(", ")
+    # the same answers under the held-out ids score the same
+    said = [r["target"]["label"] if n % 3 else "forest" for n, r in enumerate(records)]
+    answers = {q.id: Prediction(q.id, a) for q, a in zip(asked, said, strict=True)}
+    moved = {q.id: Prediction(q.id, a) for q, a in zip(reworded, said, strict=True)}
+    assert score_benchmark(variant, records, moved).metrics == score_benchmark(base, records, answers).metrics
+    assert 0 < score_benchmark(variant, records, moved).metrics["Top-1"] < 100
+
+
+def test_the_registry_rewords_vqa_without_the_answer_format_sentence(converted):
+    variant = BENCHMARKS["crsvqa_reworded"]
+    assert variant.wording == "reworded" and variant.paper == BENCHMARKS["crsvqa"].paper
+    records = [{"id": "crsvqa/test/1/vqa", "task": "vqa", "image": "1.png",
+                "target": {"qa": [{"question": "Is there a ship?", "answer": "yes", "type": "presence"}]}}]
+    assert questions(variant, records) == [Question("crsvqa/test/1/vqa#r0", "1.png", "Is there a ship?")]
+    assert question_ids(BENCHMARKS["crsvqa"], records) == ["crsvqa/test/1/vqa#0"]
+
+
+def test_only_classification_captioning_and_vqa_have_held_out_wordings():
+    with pytest.raises(ValueError, match="no held-out wording for grounding"):
+        Benchmark(**{**BENCHMARKS["dior_rsvg"].__dict__, "wording": "reworded"})
+    with pytest.raises(ValueError, match="wording must be one of"):
+        Benchmark(**{**BENCHMARKS["clrs"].__dict__, "wording": "casual"})

@@ -80,3 +80,14 @@ def test_rows_for_mlflow_tables_carry_kind_and_source():
     assert rows[4] == {"kind": "ours", "group": "ours", "method": "EarthGPT, this pipeline", "venue": "",
                        "CLRS": 61.0, "NaSC-TG2": None, "source": "clrs.json, nasc_tg2: not run"}
     assert rows[0]["CLRS"] == 51.76 and rows[0]["source"] == "paper"
+
+
+def test_the_held_out_wording_row_sits_below_the_training_wording_and_above_the_baseline():
+    results = {"nwpu_resisc45": _result("nwpu_resisc45", {"Top-1": 97.5}, {"Top-1": 10.8}),
+               "nwpu_resisc45_reworded": _result("nwpu_resisc45_reworded", {"Top-1": 41.25}, {"Top-1": 10.8})}
+    lines = render_table("II", results).splitlines()
+    ours = lines.index("| **EarthGPT, this pipeline** | ours | **97.50** | nwpu_resisc45.json |")
+    assert lines[ours + 1] == ("| **EarthGPT, this pipeline (held-out wording)** | ours | **41.25** | "
+                               "nwpu_resisc45_reworded.json |")
+    assert lines[ours + 2] == "| *image-blind baseline* | ours | 10.80 | nwpu_resisc45.json |"
+    assert "| **EarthGPT, this pipeline (held-out wording)** |" not in render_table("III", {})  # none for CLRS
