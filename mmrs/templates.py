@@ -78,6 +78,24 @@ def count_hint_prompt(noun: str, count: int | None, oriented: bool) -> str:
     return f"There {'is' if count == 1 else 'are'} {counted} in the image. {prompt}"
 
 
+# --- training paraphrases (the tiny preset's prompt variation, `models.prompt_variation`) --------------------
+# Other ways of asking the same thing, seen in training only when a stage turns prompt variation on. None is a
+# held-out wording below: those stay unseen, so the held-out benchmarks measure transfer to new words.
+
+
+def classification_paraphrases(categories: list[str]) -> tuple[str, ...]:
+    listing = ", ".join(categories)
+    return (classification_prompt(categories),
+            f"What is the category of this remote sensing image? Reference categories include {listing}.",
+            f"Classify this remote sensing image. {SHORT_ANSWER} Categories: {listing}.",
+            f"Name the scene category of this image from the following list: {listing}.")
+
+
+CAPTION_PARAPHRASES = (CAPTION_PROMPT, "Write a detailed one-sentence caption for this remote sensing image.",
+                       "Caption this remote sensing image with one detailed sentence.")
+VQA_SUFFIXES = (SHORT_ANSWER, "Answer with a word or a short phrase.", "Reply in as few words as possible.")
+
+
 # --- held-out wordings (evaluation only) ------------------------------------------------------------------
 # The same requests phrased as no training record phrases them: a benchmark's `reworded` variant asks these to
 # measure how much of the model's skill survives a change of wording. Nothing writes them into MMRS-1M.

@@ -65,6 +65,7 @@ from mmrs.storage import is_local_fs
 from models.config import EarthGPTConfig
 from models.earthgpt import IGNORE_INDEX
 from models.image_transform import load_record_image, preprocess
+from models.prompt_variation import vary_record
 from models.tokenization import encode_conversation
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class DataConfig:
     holdout_permille: records whose id hashes into the first N of 1000 buckets are held out of training (a
         stable split of the training records, whatever the shards); they give the validation loss.
     val_samples: how many held-out records the validation set takes (spread over sources by size).
+    prompt_variation: each record's instructions in one of the training paraphrases, chosen by (seed, record id)
+        (`models.prompt_variation`; the tiny preset's remedy for a model that answers only one wording).
     """
 
     manifest: str | None = None
@@ -111,6 +114,7 @@ class DataConfig:
     images: bool = True
     holdout_permille: int = 0
     val_samples: int = 256
+    prompt_variation: bool = False
 
     def __post_init__(self) -> None:
         if (self.manifest is None) == (not self.sources):
@@ -249,6 +253,7 @@ class _Encoder:
     tasks: tuple[str, ...] | None
     holdout_permille: int = 0
     held_out: bool = False  # True: only the held-out records (validation); False: all others (training)
+    vary_seed: int | None = None  # set: instructions reworded by `vary_record` with this seed
 
     def __call__(self, line: bytes, image_root: str, tally: _Tally) -> Sample | None:
         """A shard line -> Sample; None for another task, the other side of the holdout, or a bad record
@@ -262,6 +267,8 @@ class _Encoder:
         if held_out(record.get("id"), self.holdout_permille) != self.held_out:
             return None
         try:
+            if self.vary_seed is not None:
+                record = vary_record(record, self.vary_seed)
             turns = record["conversations"]
             encoded = encode_conversation(self.tokenizer, turns, self.max_tokens)
             sample = Sample(record["id"], image_root, record["image"], encoded.input_ids, encoded.labels)
@@ -273,6 +280,10 @@ class _Encoder:
             return None
         tally.truncated += int(encoded.rounds < len(turns) // 2)
         return sample
+
+
+def _vary_seed(config: DataConfig) -> int | None:
+    return config.seed if config.prompt_variation else None
 
 
 def _rng(*parts: object) -> random.Random:
@@ -643,7 +654,8 @@ class MMRSStream(IterableDataset):
         self.sources = sources
         self.config = config
         self.model_config = model_config
-        self.encoder = _Encoder(tokenizer, model_config.max_text_tokens, config.tasks, config.holdout_permille)
+        self.encoder = _Encoder(tokenizer, model_config.max_text_tokens, config.tasks, config.holdout_permille,
+                                vary_seed=_vary_seed(config))
         self.pad_id = tokenizer.pad_token_id
         self.quota = quotas(sources, weights)
         self.rank, self.world_size, self.resumable = rank, world_size, resumable
@@ -657,13 +669,18 @@ class MMRSStream(IterableDataset):
         return math.ceil(sum(self.quota.values()) / self.config.batch_size) // self.world_size
 
     @property
+    def _variation(self) -> dict[str, int]:
+        """Prompt variation's part of the keys below (none when off, so the keys stay those of older plans)."""
+        return {} if self.encoder.vary_seed is None else {"vary_seed": self.encoder.vary_seed}
+
+    @property
     def fingerprint(self) -> str:
         """Hash of everything that decides the batches; a saved position is only valid for the same one."""
         c = self.config
         key = {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
                "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "tasks": c.tasks,
                "max_tokens": self.encoder.max_tokens, "vocab": len(self.encoder.tokenizer),
-               "holdout_permille": c.holdout_permille,
+               "holdout_permille": c.holdout_permille, **self._variation,
                "world_size": self.world_size, "quota": self.quota,
                "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
                            for s in self.sources]}
@@ -677,6 +694,7 @@ class MMRSStream(IterableDataset):
         key = {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
                "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "tasks": c.tasks,
                "max_tokens": self.encoder.max_tokens, "holdout_permille": c.holdout_permille, "quota": self.quota,
+               **self._variation,
                "tokenizer": hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
                "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
                            for s in self.sources]}
@@ -687,7 +705,7 @@ class MMRSStream(IterableDataset):
         """Hash of what decides how each line encodes: the data, the tasks, the holdout, the text budget and the
         whole tokenizer (not the order, the batching or the mixing)."""
         key = {"tasks": self.config.tasks, "holdout_permille": self.config.holdout_permille,
-               "max_tokens": self.encoder.max_tokens,
+               "max_tokens": self.encoder.max_tokens, **self._variation,
                "tokenizer": hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
                "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
                            for s in self.sources]}
@@ -863,7 +881,8 @@ def held_out_samples(sources: list[Source], config: DataConfig, model_config: Ea
                      tokenizer: PreTrainedTokenizerBase) -> list[Sample]:
     """Up to `config.val_samples` held-out samples (see `held_out`), each source's share by its size, taken
     in shard order (a source is read until its share is found, or to its end)."""
-    encoder = _Encoder(tokenizer, model_config.max_text_tokens, config.tasks, config.holdout_permille, held_out=True)
+    encoder = _Encoder(tokenizer, model_config.max_text_tokens, config.tasks, config.holdout_permille, held_out=True,
+                       vary_seed=_vary_seed(config))
     total = sum(s.size for s in sources)
     samples: list[Sample] = []
     tally = _Tally()

@@ -108,6 +108,7 @@ class StageSettings:
     val_samples: int = 256
     num_workers: int = 0  # DataLoader processes decoding images
     seed: int = 0  # data order (the model's random init is train.model.seed)
+    prompt_variation: bool = False  # tiny preset only: instructions in training paraphrases (models.prompt_variation)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_steps < 1 or self.checkpoint_every < 1:
@@ -130,6 +131,10 @@ class TrainSettings:
     text: StageSettings | None = None
 
     def __post_init__(self) -> None:
+        varied = [name for name in ("stage2", "stage3") if getattr(self, name).prompt_variation]
+        if self.model.preset == "paper" and varied:
+            raise ValueError(f"prompt_variation is the tiny preset's remedy; the paper preset trains on the paper's "
+                             f"wording: turn it off in train.{varied[0]}")
         if self.model.preset == "paper" and self.text is not None:
             raise ValueError("train.text is the tiny preset's stand-in for LLaMA's pretraining; the paper preset "
                              "starts from LLaMA-2 itself: remove train.text")
@@ -249,7 +254,8 @@ def data_config(ctx: TrainingContext, stage: Stage) -> DataConfig:
         where = {"sources": tuple(join(ctx.mmrs_out, name) for name in settings.sources)}
     return DataConfig(**where, tasks=tasks, batch_size=settings.batch_size, images=stage != "text",
                       weights=settings.weights, seed=settings.seed, num_workers=settings.num_workers,
-                      holdout_permille=settings.holdout_permille, val_samples=settings.val_samples)
+                      holdout_permille=settings.holdout_permille, val_samples=settings.val_samples,
+                      prompt_variation=settings.prompt_variation)
 
 
 def data_version(config: DataConfig) -> tuple[str, list[list[str]]]:

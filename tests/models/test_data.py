@@ -22,6 +22,7 @@ from mmrs.synthetic.corpus import DATASETS, generate_dataset
 from models.config import tiny
 from models.data import DataConfig, MMRSDataModule
 from models.earthgpt import IGNORE_INDEX
+from models.prompt_variation import vary_record
 from models.tokenization import encode_conversation, train_bpe_tokenizer
 
 NAMES = ("rsicd", "rsvqa_lr", "dior")
@@ -353,3 +354,21 @@ def test_lines_encoded_by_a_pool_of_processes_give_the_same_plan(corpus, tok, tm
         plans.append(data.MMRSStream(data.load_sources(config, None), config, MODEL, tok).plan_index(0))
     assert np.array_equal(plans[0].samples, plans[1].samples) and np.array_equal(plans[0].batches, plans[1].batches)
     assert plans[0].tallies == plans[1].tallies
+
+
+def test_prompt_variation_rewords_the_batches_and_keys_the_plan(corpus, records, tok):
+    config = {"sources": _two_sources(corpus), "batch_size": 8}
+    plain, varied = _module(tok, **config), _module(tok, **config, prompt_variation=True)
+    for key in ("fingerprint", "plan_key", "lines_key"):
+        assert getattr(plain.train_stream, key) != getattr(varied.train_stream, key)
+    batches = _epoch(varied.train_dataloader())
+    assert sorted(_ids(batches)) == sorted(_ids(_epoch(plain.train_dataloader())))
+    changed = 0
+    for batch in batches:
+        for row, record_id in enumerate(batch["ids"]):
+            n = int(batch["attention_mask"][row].sum())
+            turns = vary_record(records[record_id], 0)["conversations"]
+            expected = encode_conversation(tok, turns, MODEL.max_text_tokens).input_ids
+            assert batch["input_ids"][row, :n].tolist() == expected
+            changed += turns != records[record_id]["conversations"]
+    assert changed > len(_ids(batches)) // 2  # VQA and captions reworded; the same tokens when read again
