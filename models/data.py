@@ -41,7 +41,6 @@ import multiprocessing
 import os
 import posixpath
 import random
-import shutil
 import tempfile
 from array import array
 from collections import Counter
@@ -65,6 +64,7 @@ from mmrs.storage import is_local_fs
 from models.config import EarthGPTConfig
 from models.earthgpt import IGNORE_INDEX
 from models.image_transform import load_record_image, preprocess
+from models.io import writable_folder
 from models.prompt_variation import vary_record
 from models.tokenization import encode_conversation
 
@@ -432,25 +432,10 @@ class PlanIndex:
         rows = np.empty(len(columns["source"]), SAMPLE_ROW)
         for name, values in columns.items():
             rows[name] = np.frombuffer(values, dtype=values.typecode) if values else []
-        with _scratch_for(folder) as scratch:
+        with writable_folder(folder) as scratch:
             np.save(scratch / "samples.npy", rows)
             np.save(scratch / "batches.npy", np.frombuffer(bounds, dtype=np.int64))
             (scratch / "tallies.json").write_text(json.dumps({str(k): v for k, v in tallies.items()}))
-
-
-@contextlib.contextmanager
-def _scratch_for(folder: Path) -> Iterator[Path]:
-    """A scratch folder beside `folder` that becomes `folder` when the block ends without error."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        yield scratch
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    if folder.exists():  # an incomplete one of a process that died
-        shutil.rmtree(folder)
-    os.rename(scratch, folder)
 
 
 @contextlib.contextmanager
@@ -512,7 +497,7 @@ def save_lines(folder: Path, lines: list[list[_ShardLines]]) -> None:
     """Store encoded lines (atomically): one int64 array per column over all shards, shard boundaries, and the
     skip reasons."""
     shards = [shard for source in lines for shard in source]
-    with _scratch_for(folder) as scratch:
+    with writable_folder(folder) as scratch:
         for column in ("offsets", "sizes", "tokens", "truncated"):
             np.save(scratch / f"{column}.npy", np.fromiter((v for shard in shards for v in getattr(shard, column)),
                                                            dtype=np.int64))
