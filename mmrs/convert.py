@@ -31,6 +31,7 @@ from mmrs.geometry import (
     order_obb,
     polygon_hbb,
     square_frame,
+    visible_box,
 )
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample, Referral
@@ -108,7 +109,8 @@ def kept_objects(raw: RawSample, spec: SourceSpec, width: int, height: int, quar
 def normalised_numbers(clipped: HBB, outline: tuple[float, ...], width: int, height: int) -> Numbers:
     """The object's boxes on the padded square: rounded to 4 decimals (targets) and as answers write them."""
     hbb, obb = normalize_points(clipped, width, height), normalize_points(outline, width, height)
-    return tuple(round(c, 4) for c in hbb), tuple(round(c, 4) for c in obb), format_box(hbb), format_box(obb)
+    return (tuple(round(c, 4) for c in hbb), tuple(round(c, 4) for c in obb), visible_box(format_box(hbb)),
+            visible_box(format_box(obb)))
 
 
 def reading_order(kept: list[Kept], numbers: list[Numbers]) -> list[PreparedObject]:
@@ -172,7 +174,7 @@ def _region(ref: Referral, width: int, height: int) -> tuple[Referral, Any, str 
     if is_degenerate_hbb(box):
         return ref, None, None, None
     norm = normalize_points(box, width, height)
-    return ref, box, f"[{format_box(norm)}]", [round(c, 4) for c in norm]
+    return ref, box, f"[{visible_box(format_box(norm))}]", [round(c, 4) for c in norm]
 
 
 def _has_detection(spec: SourceSpec) -> bool:

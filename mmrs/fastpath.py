@@ -38,7 +38,7 @@ from mmrs.convert import (
     reading_order,
     to_records,
 )
-from mmrs.geometry import HBB, clip_hbb, square_frame
+from mmrs.geometry import HBB, clip_hbb, square_frame, visible_box
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
 from mmrs.readers.base import SourceSpec
@@ -191,7 +191,7 @@ def _normalised(boxes: list[tuple[float, ...]], frames: list[tuple[float, float,
             hbb_text, obb_text = _box_text(tuple(values[i][:4])), _box_text(tuple(values[i][4:]))
         else:
             hbb_text, obb_text = ",".join(map(cent, cent_row[:4])), ",".join(map(cent, cent_row[4:]))
-        out.append((tuple(row[:4]), tuple(row[4:]), hbb_text, obb_text))
+        out.append((tuple(row[:4]), tuple(row[4:]), visible_box(hbb_text), visible_box(obb_text)))
     return out
 
 

@@ -125,6 +125,42 @@ def format_box(coords: Sequence[float]) -> str:
     return ",".join(["%.2f" % (0.0 if c < 0.0 else 1.0 if c > 1.0 else c) for c in coords])
 
 
+def visible_box(text: str) -> str:
+    """A written box (`format_box`: 4 HBB or 8 OBB numbers) that two decimals collapsed to no area, widened
+    to one hundredth of the side where it collapsed (away from the border): an object under 1 % of the image
+    still gets a box an answer can give and evaluation can score (the parser drops zero-area boxes). A
+    collapsed OBB becomes the widened box around its points, in the paper's point order; others unchanged
+    (and a box with a number that is not finite: no area can be told)."""
+    values = [float(v) for v in text.split(",")]
+    if not all(math.isfinite(v) for v in values):
+        return text
+    cents = [round(v * 100) for v in values]
+    if len(cents) == 4:
+        x0, y0, x1, y1 = cents
+        if x0 != x1 and y0 != y1:
+            return text
+        (x0, x1), (y0, y1) = _widened(x0, x1), _widened(y0, y1)
+        corners: tuple[int, ...] = (x0, y0, x1, y1)
+    elif len(cents) == 8 and _quad_area2(cents) == 0:
+        (x0, x1), (y0, y1) = _widened(min(cents[0::2]), max(cents[0::2])), _widened(min(cents[1::2]), max(cents[1::2]))
+        corners = (x0, y0, x1, y0, x1, y1, x0, y1)
+    else:
+        return text
+    return ",".join(f"{c // 100}.{c % 100:02d}" for c in corners)
+
+
+def _widened(low: int, high: int) -> tuple[int, int]:
+    """A span in hundredths at least one wide, inside [0, 100] (a span with a width is left as it is)."""
+    if high != low:
+        return low, high
+    return (low, low + 1) if low < 100 else (99, 100)
+
+
+def _quad_area2(c: Sequence[int]) -> int:
+    """Twice the signed (shoelace) area of four points, flat."""
+    return sum(c[2 * i] * c[(2 * i + 3) % 8] - c[(2 * i + 2) % 8] * c[2 * i + 1] for i in range(4))
+
+
 def format_boxes(boxes: Sequence[Sequence[float]]) -> str:
     """'[x1,y1,x2,y2;x1,y1,x2,y2]' (HBB) or groups of eight (OBB)."""
     return "[" + ";".join(format_box(b) for b in boxes) + "]"

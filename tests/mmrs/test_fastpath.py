@@ -27,6 +27,7 @@ from mmrs.geometry import (
     polygon_hbb,
     rotated_rect_corners,
     square_frame,
+    visible_box,
 )
 from mmrs.quarantine import Quarantine
 from mmrs.raw import Box, RawSample
@@ -62,9 +63,10 @@ def test_vectorised_normalisation_matches_the_scalar_route() -> None:
     got = _normalised(boxes, [square_frame(*size) for size in sizes])
     for box, (width, height), numbers in zip(boxes, sizes, got, strict=True):
         hbb, obb = normalize_points(box[:4], width, height), normalize_points(box[4:], width, height)
-        want = (tuple(round(c, 4) for c in hbb), tuple(round(c, 4) for c in obb), format_box(hbb), format_box(obb))
+        want = (tuple(round(c, 4) for c in hbb), tuple(round(c, 4) for c in obb), visible_box(format_box(hbb)),
+                visible_box(format_box(obb)))
         assert repr(numbers) == repr(want)
-        assert numbers[2] == _box_text(tuple(hbb))
+        assert numbers[2] == visible_box(_box_text(tuple(hbb)))
 
 
 def _random_quads(rng: random.Random, n: int, width: float, height: float) -> list[tuple[float, ...]]:

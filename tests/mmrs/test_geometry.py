@@ -3,7 +3,8 @@ import math
 import pytest
 from shapely.geometry import Polygon
 
-from mmrs.geometry import clip_hbb, polygon_area, polygon_hbb, rotated_rect_corners
+from evaluation.parsing import parse_boxes
+from mmrs.geometry import clip_hbb, polygon_area, polygon_hbb, rotated_rect_corners, visible_box
 
 
 def test_rotated_rect_corners_axis_aligned_heading_east():
@@ -44,3 +45,18 @@ def test_same_vertices_ignores_order():
 
     assert same_vertices([(0, 0), (1, 0), (1, 1)], [(1, 1.05), (0, 0), (1, 0)], tol=0.1)
     assert not same_vertices([(0, 0), (2, 0)], [(0, 0), (1, 0)], tol=0.1)
+
+
+@pytest.mark.parametrize(("written", "visible"), [
+    ("0.42,0.54,0.42,0.54", "0.42,0.54,0.43,0.55"),  # a vehicle under 1 % of the side: one hundredth wide
+    ("0.81,0.07,0.93,0.07", "0.81,0.07,0.93,0.08"),  # collapsed in y only
+    ("1.00,0.10,1.00,0.20", "0.99,0.10,1.00,0.20"),  # at the border: widened inwards
+    ("0.42,0.54,0.43,0.55", "0.42,0.54,0.43,0.55"),  # has an area: unchanged
+    ("0.10,0.10,0.10,0.10,0.10,0.10,0.10,0.10", "0.10,0.10,0.11,0.10,0.11,0.11,0.10,0.11"),
+    ("0.10,0.10,0.20,0.20,0.10,0.10,0.20,0.20", "0.10,0.10,0.20,0.10,0.20,0.20,0.10,0.20"),  # a line
+    ("0.83,0.35,0.89,0.33,0.92,0.40,0.86,0.43", "0.83,0.35,0.89,0.33,0.92,0.40,0.86,0.43"),
+])
+def test_a_box_that_two_decimals_collapse_is_widened_to_one_hundredth(written, visible):
+    assert visible_box(written) == visible
+    parsed = parse_boxes(f"[{visible}]", oriented=len(visible.split(",")) == 8)
+    assert parsed.ok and len(parsed.value) == 1  # evaluation keeps it (it drops zero-area boxes)

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from evaluation.parsing import parse_boxes
 from mmrs.build import convert_source
 from mmrs.quality import check_source
 from mmrs.readers.common import display_name
@@ -101,3 +102,19 @@ def test_grounding_answers(converted):
     got = Counter(t["value"] for r in _records(converted, "dior_rsvg", "region_caption")
                   for t in r["conversations"][1::2])
     assert got == expected
+
+
+@pytest.mark.parametrize("name", ["dota", "dior", "dior_rsvg", "hrsid", "air_sarship_2"])
+def test_every_box_an_answer_writes_has_an_area(converted, name):
+    """Two decimals collapse objects under 1 % of the side; their written boxes are widened (visible_box)."""
+    written = 0
+    for record in _records(converted, name):
+        if record["task"] not in ("detection_hbb", "detection_obb", "grounding"):
+            continue
+        oriented = record["task"] == "detection_obb"
+        for answer in record["conversations"][1::2]:
+            for group in re.findall(r"\[([0-9.,;]+)\]", answer["value"]):
+                parsed = parse_boxes(f"[{group}]", oriented)
+                assert parsed.ok and len(parsed.value) == group.count(";") + 1, (record["id"], group)
+                written += len(parsed.value)
+    assert written > 0
