@@ -2,9 +2,10 @@
 
 A tiny model trained on one wording per task keys on the exact string: a classification prompt with a class
 list it has not seen (zero-shot CLRS, NaSC-TG2) or without the answer-format sentence gets an answer of
-another task. With variation on, each record's instructions take one of the training paraphrases of
-`mmrs.templates` and a classification prompt lists its reference categories in its own order and subset
-(always with the answer). Never a held-out wording: those stay for evaluation.
+another task. With variation on, half of the records keep the paper's wording; the others' instructions take
+one of the training paraphrases of `mmrs.templates`, and a classification prompt lists its reference
+categories in the record's own order and subset (always with the answer). Never a held-out wording: those
+stay for evaluation.
 
 The choice is a pure function of (seed, record id), so a record encodes to the same tokens whenever it is
 read (the epoch plan stores token counts; a stored position stays valid). The paper preset never varies.
@@ -19,6 +20,7 @@ from typing import Any
 from mmrs import templates
 
 MIN_CATEGORIES = 4  # a varied class list keeps at least this many categories (or all, when fewer)
+KEEP_SHARE = 0.5  # the share of records that keep the paper's wording (it stays the most common one)
 
 
 def vary_record(record: Mapping[str, Any], seed: int) -> dict[str, Any]:
@@ -27,6 +29,8 @@ def vary_record(record: Mapping[str, Any], seed: int) -> dict[str, Any]:
     if task not in ("classification", "captioning", "vqa"):
         return dict(record)
     rng = random.Random(f"prompt-variation/{seed}/{record['id']}")
+    if rng.random() < KEEP_SHARE:
+        return dict(record)
     turns = [dict(t) for t in record["conversations"]]
     for human, gpt in zip(turns[0::2], turns[1::2], strict=False):
         question = templates.without_image(human["value"])

@@ -35,7 +35,10 @@ def _caption(i: int) -> dict:
 def test_the_choice_is_a_pure_function_of_seed_and_record_id():
     record = _classification(7)
     assert vary_record(record, 0) == vary_record(record, 0)
-    assert len({vary_record(_classification(i), 0)["conversations"][0]["value"] for i in range(20)}) == 20
+    prompts = [vary_record(_classification(i), 0)["conversations"][0]["value"] for i in range(200)]
+    kept = prompts.count(_classification(0)["conversations"][0]["value"])
+    assert 70 < kept < 130  # about half keep the paper's wording (KEEP_SHARE)
+    assert len(set(prompts)) - 1 > 0.9 * (200 - kept)  # the others: nearly every one its own wording and list
     assert {vary_record(record, s)["conversations"][0]["value"] for s in range(10)} != {
         vary_record(record, 0)["conversations"][0]["value"]}
     assert record["conversations"][0]["value"].endswith(f"{', '.join(CATEGORIES)}.")  # the input is untouched
