@@ -1,4 +1,5 @@
-"""Shared fixtures: a real S3 API server on loopback (moto's server mode), never mocks of s3fs."""
+"""Shared fixtures: converted sample-corpus folders, and a real S3 API server on loopback (moto's server mode),
+never mocks of s3fs."""
 
 import socket
 
@@ -45,3 +46,23 @@ def s3_bucket(s3_endpoint, monkeypatch):
     s3fs.S3FileSystem.clear_instance_cache()
     yield name
     s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory):
+    """sample_corpus(names, merge=False) -> a fresh folder holding `sample/` (the named sample datasets generated
+    in their native formats, seed 0, scale 1) and `mmrs/` (each converted; with merge, also mmrs_1m.json)."""
+    from mmrs.build import build_mmrs_1m, convert_source
+    from mmrs.registry import SOURCES
+    from mmrs.synthetic.corpus import DATASETS, generate_dataset
+
+    def make(names, merge=False):
+        root = tmp_path_factory.mktemp("sample_corpus")
+        for name in names:
+            generate_dataset(name, root / "sample")
+            convert_source(SOURCES[name], str(root / "sample" / DATASETS[name].folder), str(root / "mmrs"))
+        if merge:
+            build_mmrs_1m(str(root / "mmrs"), list(names))
+        return root
+
+    return make

@@ -13,9 +13,6 @@ from assets.evaluation import build_evaluation_assets
 from assets.resources import resources_from_settings
 from evaluation.benchmarks import BENCHMARKS
 from evaluation.settings import EvaluationSettings
-from mmrs.build import convert_source
-from mmrs.registry import SOURCES
-from mmrs.synthetic.corpus import DATASETS, generate_dataset
 from models.config import tiny
 from models.distributed import DistributedConfig
 from models.earthgpt import EarthGPT
@@ -32,12 +29,9 @@ PROTOCOL = EvaluationSettings(batch_size=16, max_new_tokens=6)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(sample_corpus):
     """A converted corpus, a registered random tiny model and the resources that point at them."""
-    root = tmp_path_factory.mktemp("world")
-    for name in NAMES:
-        generate_dataset(name, root / "sample")
-        convert_source(SOURCES[name], str(root / "sample" / DATASETS[name].folder), str(root / "mmrs"))
+    root = sample_corpus(NAMES)
     storage = StorageSettings(sample=str(root / "sample"), raw=str(root / "sample"), mmrs=str(root / "mmrs"),
                               models=str(root / "models"), eval=str(root / "eval"))
     tracking = TrackingSettings(uri=f"sqlite:///{root / 'mlflow.db'}", artifacts=str(root / "artifacts"),

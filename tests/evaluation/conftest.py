@@ -5,9 +5,6 @@ import json
 import pytest
 import torch
 
-from mmrs.build import convert_source
-from mmrs.registry import SOURCES
-from mmrs.synthetic.corpus import DATASETS, generate_dataset
 from models.config import tiny
 from models.earthgpt import EarthGPT
 from models.io import save_model
@@ -17,13 +14,9 @@ EVALUATED = ("rsvqa_hr", "nwpu_captions", "mar20", "dior_rsvg", "clrs")
 
 
 @pytest.fixture(scope="session")
-def converted(tmp_path_factory):
+def converted(sample_corpus):
     """MMRS output folder with these sources of the sample corpus, converted."""
-    root = tmp_path_factory.mktemp("bench")
-    for name in EVALUATED:
-        generate_dataset(name, root / "raw")
-        convert_source(SOURCES[name], str(root / "raw" / DATASETS[name].folder), str(root / "mmrs"))
-    return root / "mmrs"
+    return sample_corpus(EVALUATED) / "mmrs"
 
 
 @pytest.fixture(scope="session")

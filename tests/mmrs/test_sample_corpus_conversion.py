@@ -7,12 +7,10 @@ from collections import Counter
 import pytest
 
 from evaluation.parsing import parse_boxes
-from mmrs.build import convert_source
 from mmrs.quality import check_source
 from mmrs.readers.common import display_name
-from mmrs.registry import SOURCES
 from mmrs.shards import iter_source_records
-from mmrs.synthetic.corpus import DATASETS, DIOR_OBJECTS, HIT_UAV_OBJECTS, generate_dataset
+from mmrs.synthetic.corpus import DATASETS, DIOR_OBJECTS, HIT_UAV_OBJECTS
 from mmrs.synthetic.samples import iter_samples
 from mmrs.synthetic.truth import captions, referring_expressions
 from mmrs.templates import number_text
@@ -21,12 +19,8 @@ NAMES = ["nwpu_resisc45", "rsicd", "rsvqa_lr", "dior", "dior_rsvg", "hrsid", "hi
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    raw, out = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("mmrs")
-    for name in NAMES:
-        generate_dataset(name, raw)
-        convert_source(SOURCES[name], str(raw / DATASETS[name].folder), str(out))
-    return out
+def converted(sample_corpus):
+    return sample_corpus(NAMES) / "mmrs"
 
 
 def _records(out, name, task=None):

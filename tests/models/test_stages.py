@@ -9,9 +9,6 @@ import pytest
 import torch
 import yaml
 
-from mmrs.build import build_mmrs_1m, convert_source
-from mmrs.registry import SOURCES
-from mmrs.synthetic.corpus import DATASETS, generate_dataset
 from models.distributed import DistributedConfig
 from models.io import load_model
 from models.layout import ModelLayout
@@ -33,13 +30,8 @@ NAMES = ("rsicd", "nwpu_resisc45")
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    raw, out = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("mmrs")
-    for name in NAMES:
-        generate_dataset(name, raw)
-        convert_source(SOURCES[name], str(raw / DATASETS[name].folder), str(out))
-    build_mmrs_1m(str(out), list(NAMES))
-    return out
+def corpus(sample_corpus):
+    return sample_corpus(NAMES, merge=True) / "mmrs"
 
 
 def _stage(steps=4, **changes):

@@ -7,9 +7,6 @@ import mlflow
 import pytest
 import torch
 
-from mmrs.build import build_mmrs_1m, convert_source
-from mmrs.registry import SOURCES
-from mmrs.synthetic.corpus import DATASETS, generate_dataset
 from models.config import tiny
 from models.data import DataConfig, MMRSDataModule
 from models.earthgpt import EarthGPT
@@ -28,13 +25,8 @@ from models.training import OptimConfig
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    raw, out = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("mmrs")
-    for name in ("rsicd", "nwpu_resisc45"):
-        generate_dataset(name, raw)
-        convert_source(SOURCES[name], str(raw / DATASETS[name].folder), str(out))
-    build_mmrs_1m(str(out), ["rsicd", "nwpu_resisc45"])
-    return out
+def corpus(sample_corpus):
+    return sample_corpus(("rsicd", "nwpu_resisc45"), merge=True) / "mmrs"
 
 
 @pytest.fixture(scope="module")

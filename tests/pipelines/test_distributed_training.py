@@ -11,9 +11,6 @@ import torch
 
 from assets.resources import resources_from_settings
 from assets.training import build_training_assets
-from mmrs.build import build_mmrs_1m, convert_source
-from mmrs.registry import SOURCES
-from mmrs.synthetic.corpus import DATASETS, generate_dataset
 from models.data import MMRSStream, load_sources
 from models.io import load_model, save_model
 from models.stages import data_config, new_model, train_tokenizer
@@ -24,13 +21,9 @@ STEPS = 4
 
 
 @pytest.fixture(scope="module")
-def start(tmp_path_factory):
+def start(sample_corpus):
     """A converted corpus, its tokenizer and a stage-2 model: what stage 3 starts from."""
-    root = tmp_path_factory.mktemp("ddp")
-    for name in NAMES:
-        generate_dataset(name, root / "sample")
-        convert_source(SOURCES[name], str(root / "sample" / DATASETS[name].folder), str(root / "mmrs"))
-    build_mmrs_1m(str(root / "mmrs"), NAMES)
+    root = sample_corpus(NAMES, merge=True)
     settings = _settings(root, root / "base", processes=1, accumulation=1)
     ctx = _ctx(settings)
     tokenizer = train_tokenizer(ctx)

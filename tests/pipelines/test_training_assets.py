@@ -12,9 +12,6 @@ from assets.evaluation import build_evaluation_assets
 from assets.resources import resources_from_settings
 from assets.training import build_training_assets
 from evaluation.benchmarks import BENCHMARKS
-from mmrs.build import build_mmrs_1m, convert_source
-from mmrs.registry import SOURCES
-from mmrs.synthetic.corpus import DATASETS, generate_dataset
 from models.io import load_model
 from pipelines.cli import main
 from pipelines.settings import load_settings
@@ -25,13 +22,8 @@ STEPS = {f"train.{stage}.{key}": value for stage in ("text", "stage2", "stage3")
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    for name in NAMES:
-        generate_dataset(name, root / "sample")
-        convert_source(SOURCES[name], str(root / "sample" / DATASETS[name].folder), str(root / "mmrs"))
-    build_mmrs_1m(str(root / "mmrs"), NAMES)
-    return root
+def corpus(sample_corpus):
+    return sample_corpus(NAMES, merge=True)
 
 
 def _overrides(root, corpus, **more):
