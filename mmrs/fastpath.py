@@ -184,15 +184,27 @@ def _normalised(boxes: list[tuple[float, ...]], frames: list[tuple[float, float,
     for i, j in zip(*np.nonzero(unsure4), strict=True):
         rounded[i][j] = round(values[i][j], 4)
     texts = {int(i) for i in np.nonzero(unsure2.any(axis=1))[0]}
+    collapsed = set(np.nonzero(_collapsed(cents))[0].tolist())  # visible_box widens these (the others: as written)
     cent = _CENTS.__getitem__
     out = []
     for i, (row, cent_row) in enumerate(zip(rounded, cent_rows, strict=True)):
         if i in texts:
-            hbb_text, obb_text = _box_text(tuple(values[i][:4])), _box_text(tuple(values[i][4:]))
+            hbb_text = visible_box(_box_text(tuple(values[i][:4])))
+            obb_text = visible_box(_box_text(tuple(values[i][4:])))
         else:
             hbb_text, obb_text = ",".join(map(cent, cent_row[:4])), ",".join(map(cent, cent_row[4:]))
-        out.append((tuple(row[:4]), tuple(row[4:]), visible_box(hbb_text), visible_box(obb_text)))
+            if i in collapsed:
+                hbb_text, obb_text = visible_box(hbb_text), visible_box(obb_text)
+        out.append((tuple(row[:4]), tuple(row[4:]), hbb_text, obb_text))
     return out
+
+
+def _collapsed(cents: np.ndarray) -> np.ndarray:
+    """Rows (12 numbers in hundredths: HBB, then OBB) whose written HBB has no width or height or whose OBB has
+    no area: the rows `visible_box` changes."""
+    x, y = cents[:, 4::2], cents[:, 5::2]
+    twice_area = (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1)
+    return (cents[:, 0] == cents[:, 2]) | (cents[:, 1] == cents[:, 3]) | (twice_area == 0)
 
 
 # --- process and file-system settings ------------------------------------------------------------------------
