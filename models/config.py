@@ -22,7 +22,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 @dataclass
 class ViTConfig:
     """DINOv2-family ViT. `layers`: 1-based block indices whose outputs are concatenated channel-wise.
-    mean, std: the normalisation of its input pixels (in [0, 1]), per channel."""
+    mean, std: the normalisation of its input pixels (in [0, 1]), per channel.
+    position_init (random init only): "sincos" gives the patch tokens fixed 2-D sine-cosine position
+    embeddings, "random" the library's N(0, 0.02) ones (see models.vision.build_vit)."""
 
     path: str | None = None  # HF folder (config.json + safetensors); None = random init from the fields below
     hidden_size: int = 64
@@ -33,6 +35,7 @@ class ViTConfig:
     layers: tuple[int, ...] = (2, 4)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    position_init: str = "sincos"
 
 
 @dataclass
