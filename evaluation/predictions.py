@@ -39,8 +39,10 @@ class Prediction:
 
 
 def _lines(url: str) -> Iterable[tuple[int, str]]:
+    """(line number, line) of a UTF-8 JSON-lines file; a leading byte-order mark (Windows tools, Excel and
+    PowerShell write one) is dropped."""
     try:
-        with fsspec.open(url, "rt", encoding="utf-8") as f:
+        with fsspec.open(url, "rt", encoding="utf-8-sig") as f:
             yield from enumerate(f, start=1)
     except FileNotFoundError:
         raise EvaluationInputError(f"{url}: no such file") from None

@@ -71,6 +71,15 @@ def test_predict_writes_every_answer_the_benchmarks_need_and_resumes(converted, 
     assert read_predictions(str(pred)) == written
 
 
+def test_predictions_written_with_a_byte_order_mark_and_crlf_read_the_same(tmp_path):
+    rows = [{"id": "a#0", "answer": "forest"}, {"id": "b#0", "answer": "río"}]
+    plain, windows = tmp_path / "plain.jsonl", tmp_path / "windows.jsonl"
+    plain.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    windows.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows).encode())
+    assert read_predictions(str(windows)) == read_predictions(str(plain))
+    assert [p.answer for p in read_predictions(str(windows)).values()] == ["forest", "río"]
+
+
 @pytest.mark.parametrize(("lines", "message"), [
     (lambda rows: rows[1:], "questions have no prediction"),
     (lambda rows: [*rows, {"id": "mar20/test/nope/detection_obb#0", "answer": ""}], "match no question"),
