@@ -119,13 +119,28 @@ def clean_leftovers(out: str, keep: Iterable[str] | None = None, folders: Iterab
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
-    """One JSON Lines line of a record (compact UTF-8, as json.dumps(separators=(",", ":")) writes it).
-    ValueError when it cannot be written: text that is not valid Unicode (a lone surrogate from a JSON escape
-    or a file name), or a number JSON cannot hold."""
+    """One JSON Lines line of a record (compact UTF-8, as json.dumps(separators=(",", ":")) writes it, with
+    the Unicode line separators escaped: see `escape_line_separators`). ValueError when it cannot be written:
+    text that is not valid Unicode (a lone surrogate from a JSON escape or a file name), or a number JSON
+    cannot hold."""
     try:
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     except orjson.JSONEncodeError as error:
         raise ValueError(f"record {record.get('id')!r} cannot be written: {error}") from None
+    return escape_line_separators(line)
+
+
+# U+0085, U+2028 and U+2029 are valid raw inside JSON strings, but str.splitlines() and JavaScript split lines
+# on them: a caption or a damaged annotation holding one would cut its JSON Lines line in two for such readers.
+_LINE_SEPARATORS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
+def escape_line_separators(line: bytes) -> bytes:
+    """UTF-8 JSON text with U+0085, U+2028 and U+2029 written as \\u escapes (the same JSON value)."""
+    for raw, escaped in _LINE_SEPARATORS:
+        if raw in line:
+            line = line.replace(raw, escaped)
+    return line
 
 
 def write_json(url: str, document: Any) -> None:

@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def _saved_tiny_model(folder: Path) -> Path:
 
     torch.manual_seed(0)
     tokenizer = train_bpe_tokenizer(["There are three planes near the runway."] * 10, vocab_size=300)
-    return save_model(EarthGPT(tiny()), tokenizer, folder)
+    config = tiny()  # the LLM's vocabulary is the tokenizer's, as in training: every generated id decodes to text
+    config = dataclasses.replace(config, llm=dataclasses.replace(config.llm, vocab_size=len(tokenizer)))
+    return save_model(EarthGPT(config), tokenizer, folder)
 
 
 def test_chat_one_shot_and_multi_turn(tmp_path, capsys, monkeypatch):

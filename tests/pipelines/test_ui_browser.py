@@ -5,6 +5,7 @@ materializes with its checks, and screenshots of both are kept (.state/screensho
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -60,8 +61,12 @@ def dagster_ui(tmp_path_factory):
             pytest.fail("dagster dev did not answer on loopback")
         yield url, root / "home"
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=60)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # its daemon or code server hung in shutdown on a loaded machine
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
