@@ -23,6 +23,8 @@ import json
 from collections import Counter
 from typing import IO, Any
 
+from mmrs.shards import escape_line_separators
+
 
 class Quarantine:
     def __init__(self, source: str, sink: IO[str] | None = None):
@@ -44,7 +46,7 @@ class Quarantine:
             entry = {"source": self.source, "path": path, "reason": reason, "record": _jsonable(record)}
             if units != 1:
                 entry["units"] = units
-            self.sink.write(_one_line(json.dumps(entry, ensure_ascii=False)) + "\n")
+            self.sink.write(escape_line_separators(json.dumps(entry, ensure_ascii=False)) + "\n")
 
     def fix(self, reason: str, n: int = 1) -> None:
         self.fixed[reason] += n
@@ -71,8 +73,3 @@ def _jsonable(record: Any) -> Any:
         return record
     return repr(record)[:2000]
 
-
-def _one_line(text: str) -> str:
-    """JSON text with U+0085, U+2028 and U+2029 (raw damaged text may hold them) as \\u escapes, so that
-    str.splitlines() and JavaScript see one line (as mmrs.shards.escape_line_separators does for shards)."""
-    return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

@@ -23,7 +23,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, AnyStr
 
 import fsspec
 import orjson
@@ -132,12 +132,15 @@ def encode_record(record: dict[str, Any]) -> bytes:
 
 # U+0085, U+2028 and U+2029 are valid raw inside JSON strings, but str.splitlines() and JavaScript split lines
 # on them: a caption or a damaged annotation holding one would cut its JSON Lines line in two for such readers.
-_LINE_SEPARATORS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+_LINE_SEPARATORS = {char: f"\\u{ord(char):04x}" for char in "\x85\u2028\u2029"}
+_LINE_SEPARATOR_BYTES = {char.encode(): escape.encode() for char, escape in _LINE_SEPARATORS.items()}
 
 
-def escape_line_separators(line: bytes) -> bytes:
-    """UTF-8 JSON text with U+0085, U+2028 and U+2029 written as \\u escapes (the same JSON value)."""
-    for raw, escaped in _LINE_SEPARATORS:
+def escape_line_separators(line: AnyStr) -> AnyStr:
+    """JSON text (str, or UTF-8 bytes) with U+0085, U+2028 and U+2029 written as \\u escapes (the same JSON
+    value, one line for every reader)."""
+    table = _LINE_SEPARATOR_BYTES if isinstance(line, bytes) else _LINE_SEPARATORS
+    for raw, escaped in table.items():
         if raw in line:
             line = line.replace(raw, escaped)
     return line
