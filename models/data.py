@@ -20,10 +20,11 @@ as each batch reaches the consumer; a resumed stream continues with the next bat
 
 The plan index (`PlanIndex`): the first process on a machine that needs an epoch's plan computes it (under a
 file lock) and stores it in the plan cache (`EARTHGPT_PLAN_CACHE`, default <tmp>/earthgpt-plans, keyed by
-everything that decides the batches): for every planned sample its source, shard, byte offset, record length
-and token count, the batch boundaries, and the skips and truncations met while planning. Every rank and
-DataLoader worker memory-maps it and reads and tokenises only the records of its own batches, so the cost of
-planning is paid once per machine, not once per rank and worker, and resuming at any position costs nothing.
+everything that decides the batches, the code that encodes and plans included): for every planned sample its
+source, shard, byte offset, record length and token count, the batch boundaries, and the skips and truncations
+met while planning. Every rank and DataLoader worker memory-maps it and reads and tokenises only the records
+of its own batches, so the cost of planning is paid once per machine, not once per rank and worker, and
+resuming at any position costs nothing.
 
 A skipped record's place goes to its source's next record, so a source with many unusable records repeats its
 usable ones within an epoch: `stats.skipped` shows the reasons. A source with none at all is an error.
@@ -59,6 +60,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from transformers import PreTrainedTokenizerBase
 
+from mmrs.code_version import code_version
 from mmrs.shards import join, read_json, resolve_location
 from mmrs.storage import is_local_fs
 from models.config import EarthGPTConfig
@@ -373,6 +375,12 @@ class _PlannedRows:
 
 
 # --- the stored plan ---------------------------------------------------------------------------------------
+def planning_code_version() -> str:
+    """The version of the code that decides how records encode and batch: models.data and every repository
+    module it imports (prompt variation, tokenization, templates), as mmrs.code_version digests them."""
+    return code_version("models.data")
+
+
 def plan_cache() -> Path:
     """Where plan indexes are stored: $EARTHGPT_PLAN_CACHE, else <tmp>/earthgpt-plans (a local folder)."""
     return Path(os.environ.get(PLAN_CACHE_ENV) or Path(tempfile.gettempdir()) / "earthgpt-plans")
@@ -654,6 +662,12 @@ class MMRSStream(IterableDataset):
         return math.ceil(sum(self.quota.values()) / self.config.batch_size) // self.world_size
 
     @property
+    def _code(self) -> dict[str, str]:
+        """The planning code's part of the keys below: a plan stored by other code (another prompt variation, a
+        changed template or length grouping) is never reused, so a machine's cache cannot change a run."""
+        return {"code": planning_code_version()}
+
+    @property
     def _variation(self) -> dict[str, int]:
         """Prompt variation's part of the keys below (none when off, so the keys stay those of older plans)."""
         return {} if self.encoder.vary_seed is None else {"vary_seed": self.encoder.vary_seed}
@@ -665,7 +679,7 @@ class MMRSStream(IterableDataset):
         key = {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
                "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "tasks": c.tasks,
                "max_tokens": self.encoder.max_tokens, "vocab": len(self.encoder.tokenizer),
-               "holdout_permille": c.holdout_permille, **self._variation,
+               "holdout_permille": c.holdout_permille, **self._variation, **self._code,
                "world_size": self.world_size, "quota": self.quota,
                "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
                            for s in self.sources]}
@@ -679,7 +693,7 @@ class MMRSStream(IterableDataset):
         key = {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
                "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "tasks": c.tasks,
                "max_tokens": self.encoder.max_tokens, "holdout_permille": c.holdout_permille, "quota": self.quota,
-               **self._variation,
+               **self._variation, **self._code,
                "tokenizer": hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
                "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
                            for s in self.sources]}
@@ -690,7 +704,7 @@ class MMRSStream(IterableDataset):
         """Hash of what decides how each line encodes: the data, the tasks, the holdout, the text budget and the
         whole tokenizer (not the order, the batching or the mixing)."""
         key = {"tasks": self.config.tasks, "holdout_permille": self.config.holdout_permille,
-               "max_tokens": self.encoder.max_tokens, **self._variation,
+               "max_tokens": self.encoder.max_tokens, **self._variation, **self._code,
                "tokenizer": hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
                "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
                            for s in self.sources]}

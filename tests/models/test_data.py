@@ -348,6 +348,22 @@ def test_lines_encoded_by_a_pool_of_processes_give_the_same_plan(corpus, tok, tm
     assert plans[0].tallies == plans[1].tallies
 
 
+def test_a_plan_stored_by_other_code_is_not_reused(corpus, tok, tmp_path, monkeypatch):
+    # a machine whose cache holds plans of older code (another prompt variation, say) must plan afresh:
+    # the same data, settings and tokenizer, but other planning code, give other keys and another folder
+    monkeypatch.setenv(data.PLAN_CACHE_ENV, str(tmp_path / "plans"))
+    config = DataConfig(sources=tuple(_two_sources(corpus)), batch_size=8)
+    stream = data.MMRSStream(data.load_sources(config, None), config, MODEL, tok)
+    keys = {key: getattr(stream, key) for key in ("fingerprint", "plan_key", "lines_key")}
+    stream.plan_index(0)
+    stored = set((tmp_path / "plans").iterdir())
+    monkeypatch.setattr(data, "planning_code_version", lambda: "0123456789abcdef")
+    again = data.MMRSStream(data.load_sources(config, None), config, MODEL, tok)
+    assert all(getattr(again, key) != value for key, value in keys.items())
+    again.plan_index(0)
+    assert len(set((tmp_path / "plans").iterdir()) - stored) == len(stored)  # nothing of the first plan read
+
+
 def test_prompt_variation_rewords_the_batches_and_keys_the_plan(corpus, records, tok):
     config = {"sources": _two_sources(corpus), "batch_size": 8}
     plain, varied = _module(tok, **config), _module(tok, **config, prompt_variation=True)
