@@ -46,13 +46,20 @@ def beats_baseline(benchmark: Benchmark, result: BenchmarkResult) -> bool:
     return result.metrics[benchmark.headline] > result.baseline.get(benchmark.headline, 0.0)
 
 
+def prediction_code_version() -> str:
+    """The version of the code that asks the model (prompts, preprocessing, decoding): part of the predictions'
+    key, so answers stored by other code are asked again rather than scored as this code's."""
+    return code_version("evaluation.predict")
+
+
 def _located(benchmark: Benchmark, storage: StorageResource, settings: EvaluationSettings
              ) -> tuple[BenchmarkData, str, str]:
     """(the benchmark's records, the predictions file of the current model, its key)."""
     from evaluation.predict import generation_settings  # torch: only where a model may run
 
     data = load_benchmark_data(benchmark, storage.mmrs)
-    generation = generation_settings(benchmark, settings.max_new_tokens) | {"batch_size": settings.batch_size}
+    generation = generation_settings(benchmark, settings.max_new_tokens) | {
+        "batch_size": settings.batch_size, "code": prediction_code_version()}
     key = prediction_key(benchmark, data, storage.mmrs, model_digest(storage.layout.final_model), generation)
     return data, predictions_url(storage.eval, benchmark, key), key.digest
 
@@ -70,7 +77,8 @@ def build_predictions_asset(benchmark: Benchmark, defaults: EvaluationSettings, 
                               "would give untrustworthy scores).")],
               description=f"The stage-3 model's answers to {benchmark.name} ({benchmark.source} {benchmark.split}), "
                           "stored under storage.eval/predictions and keyed by the model's weights, the data, the "
-                          "prompts and the generation settings: an unchanged model is not asked again.")
+                          "prompts, the generation settings and the code that asks: an unchanged model is not "
+                          "asked again.")
     @fails_fast_unless_transient
     def _predictions(context: dg.AssetExecutionContext, storage: StorageResource, compute: ComputeResource,
                      model_loader: ModelLoaderResource) -> dg.MaterializeResult:

@@ -9,6 +9,7 @@ import mlflow
 import pytest
 import torch
 
+from assets import evaluation as evaluation_assets
 from assets.evaluation import build_evaluation_assets
 from assets.resources import resources_from_settings
 from evaluation.benchmarks import BENCHMARKS
@@ -79,6 +80,15 @@ def test_answers_are_generated_once_resumed_and_rescored_without_generation(worl
     assert resumed["predictions/dior_rsvg"]["kept_from_before"].value == 10
     assert resumed["predictions/dior_rsvg"]["generated_now"].value == len(lines) - 10
     assert Path(path).read_text(encoding="utf-8") == "".join(lines)  # greedy: the same answers as before
+
+
+def test_answers_stored_by_other_code_are_asked_again(world, monkeypatch):
+    root, resources, _ = world
+    _materialize(resources, ["nwpu_resisc45"])
+    monkeypatch.setattr(evaluation_assets, "prediction_code_version", lambda: "0123456789abcdef")
+    again, _ = _materialize(resources, ["nwpu_resisc45"])
+    made = again["predictions/nwpu_resisc45"]
+    assert made["kept_from_before"].value == 0 and made["generated_now"].value == made["answers"].value
 
 
 def test_the_cli_scores_the_stored_answers_as_the_asset_did(world, capsys):
