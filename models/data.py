@@ -381,6 +381,10 @@ def planning_code_version() -> str:
     return code_version("models.data")
 
 
+def _digest(key: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
 def plan_cache() -> Path:
     """Where plan indexes are stored: $EARTHGPT_PLAN_CACHE, else <tmp>/earthgpt-plans (a local folder)."""
     return Path(os.environ.get(PLAN_CACHE_ENV) or Path(tempfile.gettempdir()) / "earthgpt-plans")
@@ -662,53 +666,43 @@ class MMRSStream(IterableDataset):
         return math.ceil(sum(self.quota.values()) / self.config.batch_size) // self.world_size
 
     @property
-    def _code(self) -> dict[str, str]:
-        """The planning code's part of the keys below: a plan stored by other code (another prompt variation, a
-        changed template or length grouping) is never reused, so a machine's cache cannot change a run."""
-        return {"code": planning_code_version()}
+    def _encoding(self) -> dict[str, Any]:
+        """What decides how each line encodes, the part every key below holds: the data, the tasks, the holdout,
+        the text budget, prompt variation (absent when off, so the keys stay those of older plans) and the
+        planning code (a plan stored by other code is never reused, so a machine's cache cannot change a run)."""
+        c = self.config
+        variation = {} if self.encoder.vary_seed is None else {"vary_seed": self.encoder.vary_seed}
+        return {"tasks": c.tasks, "holdout_permille": c.holdout_permille, "max_tokens": self.encoder.max_tokens,
+                **variation, "code": planning_code_version(),
+                "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
+                            for s in self.sources]}
 
     @property
-    def _variation(self) -> dict[str, int]:
-        """Prompt variation's part of the keys below (none when off, so the keys stay those of older plans)."""
-        return {} if self.encoder.vary_seed is None else {"vary_seed": self.encoder.vary_seed}
+    def _batching(self) -> dict[str, Any]:
+        c = self.config
+        return {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
+                "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "quota": self.quota}
+
+    def _tokenizer_digest(self) -> str:
+        return hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
 
     @property
     def fingerprint(self) -> str:
         """Hash of everything that decides the batches; a saved position is only valid for the same one."""
-        c = self.config
-        key = {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
-               "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "tasks": c.tasks,
-               "max_tokens": self.encoder.max_tokens, "vocab": len(self.encoder.tokenizer),
-               "holdout_permille": c.holdout_permille, **self._variation, **self._code,
-               "world_size": self.world_size, "quota": self.quota,
-               "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
-                           for s in self.sources]}
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        return _digest({**self._encoding, **self._batching, "vocab": len(self.encoder.tokenizer),
+                        "world_size": self.world_size})
 
     @property
     def plan_key(self) -> str:
         """Hash of everything that decides an epoch's plan (over all ranks): the fingerprint's settings less the
         number of ranks, and the whole tokenizer (its lengths decide the length grouping)."""
-        c = self.config
-        key = {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
-               "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "tasks": c.tasks,
-               "max_tokens": self.encoder.max_tokens, "holdout_permille": c.holdout_permille, "quota": self.quota,
-               **self._variation, **self._code,
-               "tokenizer": hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
-               "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
-                           for s in self.sources]}
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        return _digest({**self._encoding, **self._batching, "tokenizer": self._tokenizer_digest()})
 
     @property
     def lines_key(self) -> str:
         """Hash of what decides how each line encodes: the data, the tasks, the holdout, the text budget and the
         whole tokenizer (not the order, the batching or the mixing)."""
-        key = {"tasks": self.config.tasks, "holdout_permille": self.config.holdout_permille,
-               "max_tokens": self.encoder.max_tokens, **self._variation, **self._code,
-               "tokenizer": hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
-               "sources": [(s.name, s.content_hash, [posixpath.basename(u) for u in s.shard_urls])
-                           for s in self.sources]}
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        return _digest({**self._encoding, "tokenizer": self._tokenizer_digest()})
 
     # --- the plan: no images -------------------------------------------------------------------------------
     def encoded_lines(self) -> list[list[_ShardLines]]:
