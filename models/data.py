@@ -68,7 +68,7 @@ from models.earthgpt import IGNORE_INDEX
 from models.image_transform import load_record_image, preprocess
 from models.io import writable_folder
 from models.prompt_variation import vary_record
-from models.tokenization import encode_conversation
+from models.tokenization import encode_conversation, tokenizer_digest
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -683,9 +683,6 @@ class MMRSStream(IterableDataset):
         return {"seed": c.seed, "batch_size": c.batch_size, "group_by_length": c.group_by_length,
                 "bucket_batches": c.bucket_batches, "shuffle_buffer": c.shuffle_buffer, "quota": self.quota}
 
-    def _tokenizer_digest(self) -> str:
-        return hashlib.sha256(self.encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
-
     @property
     def fingerprint(self) -> str:
         """Hash of everything that decides the batches; a saved position is only valid for the same one."""
@@ -696,13 +693,13 @@ class MMRSStream(IterableDataset):
     def plan_key(self) -> str:
         """Hash of everything that decides an epoch's plan (over all ranks): the fingerprint's settings less the
         number of ranks, and the whole tokenizer (its lengths decide the length grouping)."""
-        return _digest({**self._encoding, **self._batching, "tokenizer": self._tokenizer_digest()})
+        return _digest({**self._encoding, **self._batching, "tokenizer": tokenizer_digest(self.encoder.tokenizer)})
 
     @property
     def lines_key(self) -> str:
         """Hash of what decides how each line encodes: the data, the tasks, the holdout, the text budget and the
         whole tokenizer (not the order, the batching or the mixing)."""
-        return _digest({**self._encoding, "tokenizer": self._tokenizer_digest()})
+        return _digest({**self._encoding, "tokenizer": tokenizer_digest(self.encoder.tokenizer)})
 
     # --- the plan: no images -------------------------------------------------------------------------------
     def encoded_lines(self) -> list[list[_ShardLines]]:

@@ -39,7 +39,7 @@ from models.io import load_model, writable_folder
 from models.layout import ModelLayout, Stage
 from models.numerics import set_cpu_threads
 from models.progress import loss_curve_png
-from models.tokenization import load_tokenizer, save_tokenizer, train_bpe_tokenizer
+from models.tokenization import load_tokenizer, save_tokenizer, tokenizer_digest, train_bpe_tokenizer
 from models.tracking import TrackingSettings, describe_model_version, git_commit, log_earthgpt_model
 from models.trainer import StageConfig, StageResult, lead_rank, run_key, train_stage
 from models.training import OptimConfig
@@ -218,11 +218,6 @@ def train_tokenizer(ctx: TrainingContext):
     with writable_folder(ctx.layout.tokenizer) as folder:
         save_tokenizer(tokenizer, folder)
     return tokenizer
-
-
-def tokenizer_digest(tokenizer) -> str:
-    """SHA-256 of the whole tokenizer (vocabulary, merges, normaliser, special tokens)."""
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
 
 
 # --- models ----------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ closing </s> (the end-of-turn token generation stops at).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,11 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     rounds: int  # conversation rounds kept after truncation
+
+
+def tokenizer_digest(tokenizer: PreTrainedTokenizerFast) -> str:
+    """SHA-256 of the whole tokenizer (vocabulary, merges, normaliser, special tokens)."""
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
 
 
 def _ids(tokenizer: PreTrainedTokenizerFast, text: str) -> list[int]:
