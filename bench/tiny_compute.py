@@ -85,7 +85,9 @@ def pack(mmrs: Path, models: Path, out: Path) -> None:
 
 # --- run (there, GPU) --------------------------------------------------------------------------------------
 def _stage_settings(profile: dict, stage: str, multiple: float) -> tuple[object, dict]:
-    """(OptimConfig, DataConfig keywords) of a demo stage with its steps and warmup times `multiple`."""
+    """(OptimConfig, DataConfig keywords) of a demo stage with its steps and warmup times `multiple`. Read from
+    params.yaml directly: models.stages' StageSettings.optim and data_config do the same, but that module imports
+    MLflow, which the GPU image lacks."""
     from models.training import OptimConfig
 
     s = profile["train"][stage]
@@ -179,7 +181,7 @@ def run(packed: Path, results: Path, budget_s: float, fraction: float = 1.0, onl
     manifest = str(packed / "mmrs" / "mmrs_1m.json")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     text_model, tokenizer = load_model(str(packed / "text"))
-    aligned: dict[int, object] = {}
+    aligned: dict[float, object] = {}  # stage-2 multiple -> its model
     steps_per_s = None
     for s2, s3, policy in [RUNGS[i] for i in only] if only else RUNGS:
         s2, s3 = s2 * fraction, s3 * fraction
